@@ -1,0 +1,239 @@
+import type { AdapterContext, ErrorType, Sample } from "../../src/registry.ts";
+import { decodeField, isFiniteReading } from "./codec.ts";
+import type { CompiledUnit, Workarounds } from "./mapping.ts";
+import { splitResponse, type ReadRequest } from "./plan.ts";
+
+export type ReadErrorKind = "timeout" | "connection" | "protocol";
+
+export class ModbusReadError extends Error {
+  constructor(
+    readonly kind: ReadErrorKind,
+    message: string,
+    readonly exceptionCode?: number,
+  ) {
+    super(message);
+    this.name = "ModbusReadError";
+  }
+}
+
+/** What the poller needs from a wire: TCP and RTU differ only here. */
+export interface ModbusTransport {
+  readonly name: string;
+  readonly isOpen: boolean;
+  connect(): Promise<void>;
+  close(): Promise<void>;
+  read(request: ReadRequest, timeoutMs: number): Promise<number[] | boolean[]>;
+}
+
+export interface PollerOptions {
+  pollIntervalMs: number;
+  timeoutMs: number;
+  maxRetries: number;
+  backoffMs: number;
+  maxBackoffMs: number;
+  workarounds: Workarounds;
+}
+
+interface UnitState {
+  unit: CompiledUnit;
+  failing: boolean;
+  failures: number;
+  retryAt: number;
+}
+
+const ERROR_TYPE: Record<ReadErrorKind, ErrorType> = { timeout: "timeout", connection: "connection", protocol: "protocol" };
+
+/** Capped exponential backoff: the n-th consecutive failure waits base·2^(n-1), at most `max`. */
+export function backoffDelay(failures: number, base: number, max: number): number {
+  return Math.min(max, base * 2 ** Math.max(0, failures - 1));
+}
+
+/**
+ * Polls the units behind one connection. Each connection has its own loop, so a dead device
+ * delays only the units that share its wire; a dead unit is backed off so that it does not eat
+ * its neighbours' poll time. A failure is reported once as BAD quality per tag, then counted.
+ */
+export class ConnectionPoller {
+  readonly #units: UnitState[];
+  #running = false;
+  #loop: Promise<void> | undefined;
+  #connectFailures = 0;
+  #wake: (() => void) | undefined;
+
+  constructor(
+    private readonly transport: ModbusTransport,
+    units: CompiledUnit[],
+    private readonly options: PollerOptions,
+    private readonly context: AdapterContext,
+  ) {
+    this.#units = units.map((unit) => ({ unit, failing: false, failures: 0, retryAt: 0 }));
+  }
+
+  start(): void {
+    this.#running = true;
+    this.#loop = this.#run();
+  }
+
+  /** Resolves after the cycle in flight has emitted its samples. */
+  async stop(): Promise<void> {
+    this.#running = false;
+    this.#wake?.();
+    await this.#loop;
+    await this.transport.close().catch(() => undefined);
+  }
+
+  /** One cycle without the loop: the connection test. */
+  async pollOnce(): Promise<void> {
+    this.#running = true;
+    try {
+      this.context.emit(await this.#cycle());
+    } finally {
+      this.#running = false;
+      await this.transport.close().catch(() => undefined);
+    }
+  }
+
+  async #sleep(ms: number): Promise<void> {
+    if (!this.#running || ms <= 0) return;
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, ms);
+      this.#wake = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+    });
+    this.#wake = undefined;
+  }
+
+  async #run(): Promise<void> {
+    let nextCycle = Date.now();
+    while (this.#running) {
+      const samples = await this.#cycle();
+      this.context.emit(samples);
+      this.context.heartbeat();
+      if (this.options.workarounds.close_connection_after_poll) await this.transport.close().catch(() => undefined);
+      nextCycle += this.options.pollIntervalMs;
+      const now = Date.now();
+      // A cycle that overran skips the missed ticks instead of bursting to catch up.
+      if (nextCycle < now) nextCycle = now + this.options.pollIntervalMs - ((now - nextCycle) % this.options.pollIntervalMs);
+      await this.#sleep(nextCycle - now);
+    }
+  }
+
+  async #ensureConnected(samples: Sample[]): Promise<boolean> {
+    if (this.transport.isOpen) return true;
+    try {
+      await this.transport.connect();
+      this.#connectFailures = 0;
+      if (this.options.workarounds.pause_after_connect_ms > 0) await Bun.sleep(this.options.workarounds.pause_after_connect_ms);
+      this.context.log.info({ device: this.transport.name }, "connected");
+      return true;
+    } catch (error) {
+      this.#connectFailures++;
+      this.context.recordError("connection", this.transport.name, error);
+      for (const state of this.#units) this.#markFailing(state, samples, `connect to ${this.transport.name} failed: ${(error as Error).message}`);
+      await this.#sleep(backoffDelay(this.#connectFailures, this.options.backoffMs, this.options.maxBackoffMs) - this.options.pollIntervalMs);
+      return false;
+    }
+  }
+
+  async #cycle(): Promise<Sample[]> {
+    const samples: Sample[] = [];
+    if (!(await this.#ensureConnected(samples))) return samples;
+    for (const state of this.#units) {
+      if (!this.#running && samples.length > 0) break;
+      if (state.failing && Date.now() < state.retryAt) continue;
+      const outcome = await this.#pollUnit(state, samples);
+      if (outcome === "connection-lost") {
+        for (const other of this.#units) if (other !== state) this.#markFailing(other, samples, `connection to ${this.transport.name} lost`);
+        break;
+      }
+    }
+    return samples;
+  }
+
+  async #pollUnit(state: UnitState, samples: Sample[]): Promise<"ok" | "failed" | "connection-lost"> {
+    const unitSamples: Sample[] = [];
+    let lastError: ModbusReadError | undefined;
+    for (const [index, request] of state.unit.requests.entries()) {
+      if (index > 0 && this.options.workarounds.pause_between_requests_ms > 0) await Bun.sleep(this.options.workarounds.pause_between_requests_ms);
+      const result = await this.#readWithRetries(request);
+      if (result instanceof ModbusReadError) {
+        lastError = result;
+        if (result.kind === "connection") break;
+        continue;
+      }
+      this.#decode(state.unit, request, result, new Date(), unitSamples);
+    }
+    if (unitSamples.length > 0 || !lastError) {
+      if (state.failing) this.context.log.info({ device: this.transport.name, unit_id: state.unit.unitId }, "device responding again");
+      state.failing = false;
+      state.failures = 0;
+      samples.push(...unitSamples);
+      return "ok";
+    }
+    this.#markFailing(state, samples, lastError.message);
+    if (lastError.kind === "connection") {
+      await this.transport.close().catch(() => undefined);
+      return "connection-lost";
+    }
+    return "failed";
+  }
+
+  async #readWithRetries(request: ReadRequest): Promise<number[] | boolean[] | ModbusReadError> {
+    let attempt = 0;
+    for (;;) {
+      const started = performance.now();
+      try {
+        const data = await this.transport.read(request, this.options.timeoutMs);
+        this.context.readLatency.observe({ device: this.transport.name }, (performance.now() - started) / 1000);
+        return data;
+      } catch (raw) {
+        const error = raw instanceof ModbusReadError ? raw : new ModbusReadError("connection", (raw as Error).message);
+        this.context.recordError(ERROR_TYPE[error.kind], `${this.transport.name} unit ${request.unitId} fc${request.functionCode}@${request.address}`, error);
+        // An exception response is the device's answer; asking again gives the same one.
+        if (error.kind !== "timeout" || attempt >= this.options.maxRetries || !this.#running) return error;
+        attempt++;
+      }
+    }
+  }
+
+  #decode(unit: CompiledUnit, request: ReadRequest, data: number[] | boolean[], at: Date, out: Sample[]): void {
+    const slices = splitResponse<number | boolean>(request, data);
+    for (const slice of request.fields) {
+      const field = unit.fields.get(slice.id)!;
+      const base = { asset_id: unit.assetId, parameter: field.param, ...(field.unit === undefined ? {} : { unit: field.unit }), device_time: at, time_source: "gateway" as const };
+      try {
+        const value = decodeField(field.spec, slices.get(slice.id) as number[] | boolean[]);
+        out.push(isFiniteReading(value)
+          ? { ...base, value, quality: "GOOD" }
+          : { ...base, value: null, quality: "BAD", error: `register ${field.key} holds ${value}` });
+      } catch (error) {
+        this.context.recordError("decode", `${this.transport.name} unit ${unit.unitId} ${field.key}`, error);
+        out.push({ ...base, value: null, quality: "BAD", error: `decode ${field.key}: ${(error as Error).message}` });
+      }
+    }
+  }
+
+  /** Reports BAD once per outage, so a dead device does not flood Kafka with the same news. */
+  #markFailing(state: UnitState, samples: Sample[], reason: string): void {
+    state.failures++;
+    state.retryAt = Date.now() + backoffDelay(state.failures, this.options.backoffMs, this.options.maxBackoffMs);
+    if (state.failing) return;
+    state.failing = true;
+    this.context.log.warn({ device: this.transport.name, unit_id: state.unit.unitId, reason }, "device not responding");
+    const at = new Date();
+    for (const field of state.unit.fields.values()) {
+      samples.push({
+        asset_id: state.unit.assetId,
+        parameter: field.param,
+        ...(field.unit === undefined ? {} : { unit: field.unit }),
+        value: null,
+        quality: "BAD",
+        device_time: at,
+        time_source: "gateway",
+        error: reason,
+      });
+    }
+  }
+}

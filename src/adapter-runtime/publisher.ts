@@ -1,0 +1,115 @@
+import type { OutgoingRecord } from "../kafka/producer.ts";
+
+export interface RecordSender {
+  send(records: OutgoingRecord[]): Promise<void>;
+}
+
+export interface PublisherOptions {
+  maxRecords: number;
+  maxBatch: number;
+  lingerMs: number;
+}
+
+export interface PublisherEvents {
+  sent(count: number): void;
+  /** Records dropped because the buffer was full: counted and logged, never silent. */
+  dropped(count: number, reason: string): void;
+  kafkaState(state: "ok" | "down", error?: unknown): void;
+}
+
+const RETRY_START_MS = 200;
+const RETRY_MAX_MS = 5000;
+
+/**
+ * A bounded in-memory queue in front of Kafka. One batch is in flight at a time, so records of a
+ * tag reach Kafka in the order they were read. While Kafka is unreachable the batch is retried
+ * with backoff and new records queue up to `maxRecords`; past that the oldest are dropped, because
+ * the newest readings are the ones an operator needs when the link returns.
+ */
+export class Publisher {
+  #queue: OutgoingRecord[] = [];
+  #head = 0;
+  #inFlight: Promise<void> | undefined;
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  #inFlightCount = 0;
+  #retryDelay = RETRY_START_MS;
+  #kafkaOk = false;
+
+  constructor(
+    private readonly sender: RecordSender,
+    private readonly options: PublisherOptions,
+    private readonly events: PublisherEvents,
+  ) {}
+
+  get buffered(): number {
+    return this.#queue.length - this.#head;
+  }
+
+  push(records: OutgoingRecord[]): void {
+    for (const r of records) this.#queue.push(r);
+    const overflow = this.buffered - this.options.maxRecords;
+    if (overflow > 0) {
+      // The batch being sent stays whole: dropping from it would count records that do reach Kafka.
+      if (this.#inFlightCount > 0) this.#queue.splice(this.#head + this.#inFlightCount, overflow);
+      else this.#head += overflow;
+      this.events.dropped(overflow, `buffer full (${this.options.maxRecords} records) while Kafka is unreachable`);
+      this.#compact();
+    }
+    this.#schedule(this.buffered >= this.options.maxBatch ? 0 : this.options.lingerMs);
+  }
+
+  #schedule(delay: number): void {
+    if (this.#inFlight || this.#timer || this.buffered === 0) return;
+    this.#timer = setTimeout(() => {
+      this.#timer = undefined;
+      this.#inFlight = this.#sendOne().finally(() => {
+        this.#inFlight = undefined;
+        this.#schedule(this.buffered >= this.options.maxBatch ? 0 : this.options.lingerMs);
+      });
+    }, delay);
+  }
+
+  async #sendOne(): Promise<void> {
+    const batch = this.#queue.slice(this.#head, this.#head + this.options.maxBatch);
+    this.#inFlightCount = batch.length;
+    try {
+      await this.sender.send(batch);
+    } catch (error) {
+      this.#inFlightCount = 0;
+      if (this.#kafkaOk || this.#retryDelay === RETRY_START_MS) this.events.kafkaState("down", error);
+      this.#kafkaOk = false;
+      await Bun.sleep(this.#retryDelay);
+      this.#retryDelay = Math.min(this.#retryDelay * 2, RETRY_MAX_MS);
+      return;
+    }
+    this.#head += batch.length;
+    this.#inFlightCount = 0;
+    this.#compact();
+    this.#retryDelay = RETRY_START_MS;
+    if (!this.#kafkaOk) this.events.kafkaState("ok");
+    this.#kafkaOk = true;
+    this.events.sent(batch.length);
+  }
+
+  #compact(): void {
+    if (this.#head > 10_000 && this.#head * 2 > this.#queue.length) {
+      this.#queue = this.#queue.slice(this.#head);
+      this.#head = 0;
+    }
+  }
+
+  /** Sends everything queued; false when the deadline passed first (what is left is reported). */
+  async flush(deadlineMs: number): Promise<boolean> {
+    const deadline = Date.now() + deadlineMs;
+    while (this.buffered > 0 || this.#inFlight) {
+      if (Date.now() > deadline) return false;
+      if (this.#timer) {
+        clearTimeout(this.#timer);
+        this.#timer = undefined;
+      }
+      this.#schedule(0);
+      await Promise.race([this.#inFlight ?? Bun.sleep(5), Bun.sleep(Math.max(0, deadline - Date.now()))]);
+    }
+    return true;
+  }
+}

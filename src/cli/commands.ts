@@ -1,0 +1,129 @@
+import { loadApplianceConfig } from "../config/load.ts";
+import { MODES } from "../config/schema.ts";
+import { openDatabase } from "../db/client.ts";
+import { migrateDatabase } from "../db/migrate.ts";
+import { KafkaAdmin } from "../kafka/admin.ts";
+import { createLogger } from "../log/logger.ts";
+import { serve } from "../serve.ts";
+import { runAdapter } from "../adapter-runtime/run.ts";
+import { ADAPTERS } from "../adapters.ts";
+import packageJson from "../../package.json" with { type: "json" };
+import { choiceOption, defineCommand, intOption, UsageError, type CommandSpec } from "./command.ts";
+
+export const VERSION: string = packageJson.version;
+
+const configOption = { config: { type: "string" as const } };
+const configHelp = "appliance config YAML (default: $GATEWAY_CONFIG)";
+
+function applianceConfig(values: Record<string, unknown>, overrides: Record<string, unknown> = {}) {
+  return loadApplianceConfig({ file: values.config as string | undefined, overrides });
+}
+
+const serveCommand = defineCommand({
+  name: "serve",
+  summary: "Run the appliance: control API, web UI, adapter supervisor, stream workers and sinks.",
+  usage: "serve [--mode standalone|edge|hub] [--port N] [--config FILE]",
+  options: { ...configOption, mode: { type: "string" }, port: { type: "string" }, host: { type: "string" }, "data-dir": { type: "string" } },
+  optionHelp: {
+    config: configHelp,
+    mode: "standalone (default), edge or hub",
+    port: "HTTP port for the API and UI (default 8080)",
+    host: "HTTP listen address (default 127.0.0.1)",
+    "data-dir": "folder for the embedded DB and state",
+  },
+  async run({ values }) {
+    const mode = choiceOption(values, "mode", MODES);
+    const port = intOption(values, "port", 0, 65535);
+    const http: Record<string, unknown> = {};
+    if (port !== undefined) http.port = port;
+    if (values.host) http.host = values.host;
+    const config = applianceConfig(values, {
+      ...(mode ? { mode } : {}),
+      ...(Object.keys(http).length ? { http } : {}),
+      ...(values["data-dir"] ? { data_dir: values["data-dir"] } : {}),
+    });
+    const log = createLogger("gateway", config.log.level);
+    const appliance = await serve(config, log);
+    console.log(`Gateway (${config.mode}) listening on ${appliance.url}`);
+    await new Promise<void>((resolve) => {
+      const shutdown = (signal: string) => {
+        log.info({ signal }, "shutting down");
+        appliance.stop().finally(resolve);
+      };
+      process.once("SIGTERM", () => shutdown("SIGTERM"));
+      process.once("SIGINT", () => shutdown("SIGINT"));
+    });
+    return 0;
+  },
+});
+
+const migrateCommand = defineCommand({
+  name: "migrate",
+  summary: "Apply control DB migrations (embedded PGlite, or PostgreSQL when DATABASE_URL is set).",
+  usage: "migrate [--config FILE]",
+  options: { ...configOption },
+  optionHelp: { config: configHelp },
+  async run({ values }) {
+    const config = applianceConfig(values);
+    const db = await openDatabase({ databaseUrl: config.database.url, dataDir: config.data_dir });
+    try {
+      const { applied } = await migrateDatabase(db);
+      console.log(`control DB (${db.kind}): ${applied} migration(s) applied`);
+    } finally {
+      await db.close();
+    }
+    return 0;
+  },
+});
+
+const topicsCommand = defineCommand({
+  name: "topics",
+  summary: "Create the topic catalogue's topics and correct drifted retention settings.",
+  usage: "topics apply [--config FILE] [--bootstrap host:port,...]",
+  options: { ...configOption, bootstrap: { type: "string" } },
+  optionHelp: { config: configHelp, bootstrap: "Kafka brokers (default from config, 127.0.0.1:9092)" },
+  positionals: { min: 1, max: 1 },
+  async run({ values, positionals }) {
+    if (positionals[0] !== "apply") throw new UsageError(`gateway topics: unknown action "${positionals[0]}" (expected: apply)`);
+    const overrides = values.bootstrap ? { kafka: { bootstrap_servers: String(values.bootstrap).split(",") } } : {};
+    const config = applianceConfig(values, overrides);
+    const log = createLogger("topics", config.log.level);
+    const admin = new KafkaAdmin(config.kafka);
+    try {
+      await admin.ping(10_000);
+      const results = await admin.applyCatalogue(log);
+      for (const r of results) {
+        const drift = r.drift.map((d) => `${d.key}: ${d.actual} -> ${d.expected}`).join(", ");
+        console.log(`${r.action.padEnd(9)} ${r.topic}${drift ? `  (${drift})` : ""}`);
+      }
+    } finally {
+      await admin.close();
+    }
+    return 0;
+  },
+});
+
+const adapterCommand = defineCommand({
+  name: "adapter",
+  summary: "Run one protocol adapter from CONFIG_JSON (base64 JSON in the environment); the supervisor starts these.",
+  usage: "adapter",
+  options: {},
+  optionHelp: {},
+  async run() {
+    return runAdapter({ env: process.env, definitions: ADAPTERS });
+  },
+});
+
+const versionCommand = defineCommand({
+  name: "version",
+  summary: "Print the gateway version.",
+  usage: "version",
+  options: {},
+  optionHelp: {},
+  async run() {
+    console.log(`gateway ${VERSION} (bun ${Bun.version})`);
+    return 0;
+  },
+});
+
+export const COMMANDS: CommandSpec[] = [serveCommand, adapterCommand, migrateCommand, topicsCommand, versionCommand] as CommandSpec[];

@@ -1,0 +1,76 @@
+import { Type, type Static } from "@sinclair/typebox";
+
+export const MODES = ["standalone", "edge", "hub"] as const;
+export type Mode = (typeof MODES)[number];
+
+const Port = (description: string, def: number) =>
+  Type.Integer({ minimum: 0, maximum: 65535, default: def, description: `${description}; 0 picks a free port` });
+
+export const KafkaConnectionSchema = Type.Object(
+  {
+    bootstrap_servers: Type.Array(Type.String({ pattern: "^[^:\\s]+:\\d+$", description: "host:port" }), {
+      minItems: 1,
+      default: ["127.0.0.1:9092"],
+      description: "Kafka brokers the appliance produces to and consumes from",
+    }),
+    client_id: Type.String({ minLength: 1, default: "gateway", description: "Kafka client id prefix" }),
+    request_timeout_ms: Type.Integer({ minimum: 100, maximum: 300_000, default: 10_000 }),
+  },
+  { additionalProperties: false, default: {} },
+);
+export type KafkaConnection = Static<typeof KafkaConnectionSchema>;
+
+export const ApplianceConfigSchema = Type.Object(
+  {
+    mode: Type.Union(MODES.map((m) => Type.Literal(m)), {
+      default: "standalone",
+      description: "standalone: one site with its own control plane; edge: takes config from a hub; hub: fleet view",
+    }),
+    gateway_id: Type.String({
+      minLength: 1,
+      maxLength: 128,
+      pattern: "^[A-Za-z0-9._-]+$",
+      default: "gateway-local",
+      description: "This appliance's id; pipelines belong to a gateway",
+    }),
+    data_dir: Type.String({ minLength: 1, default: ".data/gateway", description: "Embedded DB, certificates, state" }),
+    http: Type.Object(
+      {
+        host: Type.String({ default: "127.0.0.1" }),
+        port: Port("Control API and web UI port", 8080),
+        body_limit_bytes: Type.Integer({ minimum: 1024, maximum: 64 * 1024 * 1024, default: 1024 * 1024 }),
+      },
+      { additionalProperties: false, default: {} },
+    ),
+    kafka: KafkaConnectionSchema,
+    database: Type.Object(
+      {
+        url: Type.Optional(
+          Type.String({
+            pattern: "^postgres(ql)?://",
+            description: "PostgreSQL URL; when absent the embedded PGlite database under data_dir is used",
+          }),
+        ),
+      },
+      { additionalProperties: false, default: {} },
+    ),
+    hub: Type.Object(
+      {
+        url: Type.Optional(Type.String({ pattern: "^https?://", description: "Hub control API (edge mode)" })),
+        poll_interval_ms: Type.Integer({ minimum: 1000, maximum: 3_600_000, default: 30_000 }),
+      },
+      { additionalProperties: false, default: {} },
+    ),
+    log: Type.Object(
+      {
+        level: Type.Union(
+          ["trace", "debug", "info", "warn", "error", "fatal"].map((l) => Type.Literal(l)),
+          { default: "info" },
+        ),
+      },
+      { additionalProperties: false, default: {} },
+    ),
+  },
+  { additionalProperties: false },
+);
+export type ApplianceConfig = Static<typeof ApplianceConfigSchema>;

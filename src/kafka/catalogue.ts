@@ -1,0 +1,67 @@
+/**
+ * The topic catalogue: every topic the appliance uses, with its retention. `gateway topics apply`
+ * makes the broker match this file and nothing else decides topic settings.
+ */
+const HOUR_MS = 3_600_000;
+const DAY_MS = 24 * HOUR_MS;
+const YEAR_MS = 365 * DAY_MS;
+
+export interface TopicSpec {
+  name: string;
+  partitions: number;
+  /** Only the keys listed here are managed; broker defaults apply to the rest. */
+  configs: Record<string, string>;
+  description: string;
+}
+
+const retention = (ms: number, extra: Record<string, string> = {}) => ({
+  "cleanup.policy": "delete",
+  "retention.ms": String(ms),
+  ...extra,
+});
+
+const compacted = () => ({ "cleanup.policy": "compact", "min.compaction.lag.ms": String(HOUR_MS) });
+
+/** Readings are keyed by asset_id+parameter; partitions bound the parallelism of workers and sinks. */
+const DATA_PARTITIONS = 6;
+const SMALL_PARTITIONS = 1;
+
+export const TOPIC_CATALOGUE: readonly TopicSpec[] = [
+  { name: "telemetry.raw", partitions: DATA_PARTITIONS, configs: retention(DAY_MS), description: "Raw telemetry from adapters (debugging, replay)" },
+  { name: "telemetry.clean", partitions: DATA_PARTITIONS, configs: retention(7 * DAY_MS), description: "Validated, normalized telemetry" },
+  { name: "telemetry.1s", partitions: DATA_PARTITIONS, configs: retention(7 * DAY_MS), description: "1-second aggregates (real-time dashboards)" },
+  { name: "telemetry.10s", partitions: DATA_PARTITIONS, configs: retention(30 * DAY_MS), description: "10-second aggregates" },
+  { name: "telemetry.1min", partitions: DATA_PARTITIONS, configs: retention(90 * DAY_MS), description: "1-minute aggregates (operational analytics)" },
+  { name: "telemetry.1hour", partitions: DATA_PARTITIONS, configs: retention(2 * YEAR_MS), description: "1-hour aggregates (compliance, reporting)" },
+  { name: "events.raw", partitions: DATA_PARTITIONS, configs: retention(7 * DAY_MS), description: "Raw discrete events" },
+  { name: "events.clean", partitions: DATA_PARTITIONS, configs: retention(90 * DAY_MS), description: "Validated events, gap and clock events" },
+  { name: "alarms.raw", partitions: DATA_PARTITIONS, configs: retention(7 * YEAR_MS), description: "Alarm transitions as evaluated" },
+  { name: "alarms.clean", partitions: DATA_PARTITIONS, configs: retention(7 * YEAR_MS), description: "Validated alarms with lifecycle" },
+  { name: "logs.adapters", partitions: SMALL_PARTITIONS, configs: retention(7 * DAY_MS), description: "Adapter logs" },
+  { name: "logs.gateway", partitions: SMALL_PARTITIONS, configs: retention(7 * DAY_MS), description: "Gateway runtime logs" },
+  { name: "logs.sinks", partitions: SMALL_PARTITIONS, configs: retention(7 * DAY_MS), description: "Sink service logs" },
+  { name: "dlq.invalid_telemetry", partitions: SMALL_PARTITIONS, configs: retention(30 * DAY_MS), description: "Telemetry that failed validation" },
+  { name: "dlq.invalid_events", partitions: SMALL_PARTITIONS, configs: retention(30 * DAY_MS), description: "Events that failed validation" },
+  { name: "dlq.buffer_overflow", partitions: SMALL_PARTITIONS, configs: retention(90 * DAY_MS), description: "Records of data dropped for disk limits" },
+  { name: "audit_trail", partitions: SMALL_PARTITIONS, configs: retention(7 * YEAR_MS), description: "Immutable configuration change history" },
+  { name: "telemetry.completeness", partitions: DATA_PARTITIONS, configs: compacted(), description: "Per-tag completeness ledger, latest per window" },
+];
+
+export function topicSpec(name: string): TopicSpec {
+  const spec = TOPIC_CATALOGUE.find((t) => t.name === name);
+  if (!spec) throw new Error(`topic "${name}" is not in the catalogue (src/kafka/catalogue.ts)`);
+  return spec;
+}
+
+export interface TopicDrift {
+  key: string;
+  actual: string | null;
+  expected: string;
+}
+
+/** Pure: which managed settings differ from the catalogue. */
+export function configDrift(spec: TopicSpec, actual: Record<string, string | null | undefined>): TopicDrift[] {
+  return Object.entries(spec.configs)
+    .filter(([key, expected]) => actual[key] !== expected)
+    .map(([key, expected]) => ({ key, actual: actual[key] ?? null, expected }));
+}

@@ -1,0 +1,218 @@
+import {
+  Consumer,
+  FetchIsolationLevels,
+  MessagesStreamModes,
+  ProduceAcks,
+  Producer,
+  stringDeserializers,
+  stringSerializers,
+  type Message,
+  type MessagesStream,
+  type Transaction,
+} from "@platformatic/kafka";
+import type { Logger } from "../log/logger.ts";
+import { baseClientOptions, type KafkaConnection } from "./connection.ts";
+import type { OutgoingRecord } from "./producer.ts";
+
+export interface ConsumedRecord {
+  topic: string;
+  partition: number;
+  offset: bigint;
+  key: string | undefined;
+  value: string | undefined;
+  headers: Map<string, string>;
+  timestamp: bigint;
+}
+
+export interface ProcessorOptions {
+  connection: KafkaConnection;
+  groupId: string;
+  /** Stable per instance, so a restarted instance fences its own zombie transactions. */
+  transactionalId: string;
+  inputTopics: string[];
+  /** Transform one batch; pure with respect to Kafka. Throwing aborts the batch and replays it. */
+  process: (batch: ConsumedRecord[]) => OutgoingRecord[] | Promise<OutgoingRecord[]>;
+  /** Called on start and after every restart from committed offsets, so in-memory state is rebuilt, not carried over. */
+  onRestart?: () => void | Promise<void>;
+  log: Logger;
+  maxBatch?: number;
+  maxWaitMs?: number;
+}
+
+const DEFAULT_MAX_BATCH = 500;
+const DEFAULT_MAX_WAIT_MS = 20;
+const RESTART_DELAY_MS = 1000;
+
+type StringMessage = Message<string, string, string, string>;
+
+function toConsumed(message: StringMessage): ConsumedRecord {
+  return {
+    topic: message.topic,
+    partition: message.partition,
+    offset: message.offset,
+    key: message.key,
+    value: message.value,
+    headers: message.headers,
+    timestamp: message.timestamp,
+  };
+}
+
+/**
+ * Consume-transform-produce with exactly-once output: records are read in read_committed mode,
+ * outputs are produced in a transaction, and the input offsets are committed inside the same
+ * transaction. Any failure aborts the transaction and restarts from the committed offsets, so an
+ * output is never duplicated or lost. A rebalance needs no special path: a batch read under an old
+ * generation fails its offset commit, which aborts it like any other failure.
+ */
+export class TransactionalProcessor {
+  readonly #options: ProcessorOptions;
+  readonly #maxBatch: number;
+  readonly #maxWaitMs: number;
+  #producer: Producer<string, string, string, string> | undefined;
+  #consumer: Consumer<string, string, string, string> | undefined;
+  #stream: MessagesStream<string, string, string, string> | undefined;
+  #pending: StringMessage[] = [];
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  #flushing: Promise<void> = Promise.resolve();
+  #stopped = false;
+  #restarting = false;
+  committedBatches = 0;
+
+  constructor(options: ProcessorOptions) {
+    this.#options = options;
+    this.#maxBatch = options.maxBatch ?? DEFAULT_MAX_BATCH;
+    this.#maxWaitMs = options.maxWaitMs ?? DEFAULT_MAX_WAIT_MS;
+  }
+
+  async start(): Promise<void> {
+    this.#producer = this.#createProducer();
+    await this.#openStream();
+  }
+
+  #createProducer(): Producer<string, string, string, string> {
+    const { connection, transactionalId } = this.#options;
+    return new Producer({
+      ...baseClientOptions(connection, `${transactionalId}-producer`),
+      idempotent: true,
+      acks: ProduceAcks.ALL,
+      transactionalId,
+      serializers: stringSerializers,
+      autocreateTopics: false,
+    });
+  }
+
+  async #openStream(): Promise<void> {
+    const { connection, groupId, inputTopics } = this.#options;
+    this.#pending = [];
+    await this.#options.onRestart?.();
+    this.#consumer = new Consumer({
+      ...baseClientOptions(connection, `${groupId}-consumer`),
+      groupId,
+      isolationLevel: FetchIsolationLevels.READ_COMMITTED,
+      autocommit: false,
+      deserializers: stringDeserializers,
+      sessionTimeout: 10_000,
+      heartbeatInterval: 1000,
+    });
+    this.#stream = await this.#consumer.consume({
+      topics: inputTopics,
+      mode: MessagesStreamModes.COMMITTED,
+      fallbackMode: MessagesStreamModes.EARLIEST,
+      autocommit: false,
+      isolationLevel: FetchIsolationLevels.READ_COMMITTED,
+      maxWaitTime: 100,
+    });
+    this.#stream.on("data", (message: StringMessage) => {
+      this.#pending.push(message);
+      if (this.#pending.length >= this.#maxBatch) this.#scheduleFlush(0);
+      else if (!this.#timer) this.#scheduleFlush(this.#maxWaitMs);
+    });
+    this.#stream.on("error", (error: Error) => void this.#restart(`stream error: ${error.message}`));
+  }
+
+  #scheduleFlush(delay: number): void {
+    if (this.#timer) clearTimeout(this.#timer);
+    this.#timer = setTimeout(() => {
+      this.#timer = undefined;
+      this.#flushing = this.#flushing.then(() => this.#flush());
+    }, delay);
+  }
+
+  async #flush(): Promise<void> {
+    if (this.#pending.length === 0 || this.#stopped || this.#restarting) return;
+    const batch = this.#pending;
+    this.#pending = [];
+    const stream = this.#stream!;
+    stream.pause();
+    let transaction: Transaction<string, string, string, string> | undefined;
+    try {
+      const outputs = await this.#options.process(batch.map(toConsumed));
+      transaction = await this.#producer!.beginTransaction();
+      await transaction.addConsumer(this.#consumer!);
+      if (outputs.length > 0) await transaction.send({ messages: outputs });
+      for (const last of lastPerPartition(batch)) await transaction.addOffset(last);
+      await transaction.commit();
+      this.committedBatches++;
+    } catch (error) {
+      if (transaction && !transaction.completed) await this.#abort(transaction);
+      await this.#restart(`batch aborted: ${(error as Error).message}`);
+      return;
+    }
+    if (this.#pending.length >= this.#maxBatch) this.#scheduleFlush(0);
+    else if (this.#pending.length > 0) this.#scheduleFlush(this.#maxWaitMs);
+    stream.resume();
+  }
+
+  /** A transaction that cannot be aborted leaves the producer unusable; a new one with the same id fences it. */
+  async #abort(transaction: Transaction<string, string, string, string>): Promise<void> {
+    try {
+      await transaction.abort();
+    } catch (error) {
+      this.#options.log.warn({ err: (error as Error).message }, "abort failed; replacing the transactional producer");
+      await this.#producer?.close(true).catch(() => undefined);
+      this.#producer = this.#createProducer();
+    }
+  }
+
+  /** Throw away in-memory positions and state, and resume from the offsets committed in Kafka. */
+  async #restart(reason: string): Promise<void> {
+    if (this.#stopped || this.#restarting) return;
+    this.#restarting = true;
+    this.#options.log.warn({ groupId: this.#options.groupId, reason }, "processor restarting from committed offsets");
+    try {
+      await this.#closeConsumer();
+      await Bun.sleep(RESTART_DELAY_MS);
+      if (!this.#stopped) await this.#openStream();
+    } catch (error) {
+      this.#options.log.error({ err: error }, "processor restart failed; retrying");
+      this.#restarting = false;
+      setTimeout(() => void this.#restart("retry after failed restart"), RESTART_DELAY_MS);
+      return;
+    }
+    this.#restarting = false;
+  }
+
+  async #closeConsumer(): Promise<void> {
+    if (this.#timer) clearTimeout(this.#timer);
+    this.#timer = undefined;
+    this.#pending = [];
+    await this.#stream?.close().catch(() => undefined);
+    await this.#consumer?.close(true).catch(() => undefined);
+    this.#stream = undefined;
+    this.#consumer = undefined;
+  }
+
+  /** Graceful: the batch in flight commits, then the group is left. */
+  async stop(): Promise<void> {
+    await this.#flushing;
+    this.#stopped = true;
+    await this.#closeConsumer();
+    await this.#producer?.close().catch(() => undefined);
+  }
+}
+
+function lastPerPartition(batch: StringMessage[]): StringMessage[] {
+  const last = new Map<string, StringMessage>();
+  for (const message of batch) last.set(`${message.topic}:${message.partition}`, message);
+  return [...last.values()];
+}

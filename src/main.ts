@@ -1,0 +1,53 @@
+#!/usr/bin/env bun
+import { ConfigError } from "./config/schema-errors.ts";
+import { helpText, parseCommand, UsageError } from "./cli/command.ts";
+import { COMMANDS } from "./cli/commands.ts";
+
+function mainHelp(): string {
+  const width = Math.max(...COMMANDS.map((c) => c.name.length)) + 2;
+  return [
+    "Usage: gateway <command> [options]",
+    "",
+    "Commands:",
+    ...COMMANDS.map((c) => `  ${c.name.padEnd(width)} ${c.summary}`),
+    "",
+    "Run `gateway <command> --help` for a command's options.",
+  ].join("\n");
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (!name || name === "--help" || name === "-h" || name === "help") {
+    console.log(mainHelp());
+    return name ? 0 : 2;
+  }
+  if (name === "--version") return main(["version"]);
+  const command = COMMANDS.find((c) => c.name === name);
+  if (!command) {
+    console.error(`gateway: unknown command "${name}" (commands: ${COMMANDS.map((c) => c.name).join(", ")})`);
+    return 2;
+  }
+  try {
+    const parsed = parseCommand(command, rest);
+    if (parsed.values.help) {
+      console.log(helpText(command));
+      return 0;
+    }
+    return await command.run(parsed);
+  } catch (error) {
+    if (error instanceof UsageError) {
+      console.error(error.message);
+      return 2;
+    }
+    if (error instanceof ConfigError) {
+      console.error(error.message);
+      return 2;
+    }
+    console.error(`gateway ${name}: ${(error as Error).message}`);
+    return 1;
+  }
+}
+
+if (import.meta.main) {
+  process.exitCode = await main(process.argv.slice(2));
+}
