@@ -116,13 +116,17 @@ kafka_launch() {
 
   # setsid + nohup: the broker must outlive the shell (or CI step) that
   # started it; stdout only catches JVM-level crashes, logs go to server.log.
+  # cd + ErrorFile: a JVM crash dump must not land in the caller's cwd (the repo).
+  # exec all the way down so $! is the JVM's own pid.
   # shellcheck disable=SC2086 # KAFKA_HEAP_OPTS is a list of JVM flags
-  nohup setsid java $KAFKA_HEAP_OPTS -XX:+UseG1GC -XX:+ExitOnOutOfMemoryError \
+  (cd "$KAFKA_DIR" && exec nohup setsid java $KAFKA_HEAP_OPTS \
+    -XX:+UseG1GC -XX:+ExitOnOutOfMemoryError \
+    -XX:ErrorFile="$KAFKA_DIR/logs/hs_err_pid%p.log" \
     -Djava.awt.headless=true \
     -Dkafka.logs.dir="$KAFKA_DIR/logs" \
     -Dlog4j2.configurationFile="$SCRIPTS_DIR/kafka/log4j2.properties" \
     -cp "$KAFKA_LIBS/*" kafka.Kafka "$KAFKA_PROPS" \
-    >"$KAFKA_DIR/logs/kafka.out" 2>&1 </dev/null &
+    >"$KAFKA_DIR/logs/kafka.out" 2>&1 </dev/null) &
   echo $! >"$KAFKA_PIDFILE"
   say "kafka: starting (pid $!) on 127.0.0.1:$KAFKA_PORT"
   KAFKA_NEEDS_WAIT=1

@@ -1,9 +1,12 @@
 import { mkdirSync } from "node:fs";
 import type { ApplianceConfig } from "./config/schema.ts";
 import { buildApp } from "./api/app.ts";
-import { pingProbe, type HealthProbe } from "./api/health/service.ts";
+import { pingProbe, type ComponentHealth, type HealthProbe } from "./api/health/service.ts";
 import { openDatabase, type ControlDb } from "./db/client.ts";
 import { migrateDatabase } from "./db/migrate.ts";
+import { ensureGateway, listPipelines, upsertPipelineVersioned } from "./db/repo.ts";
+import { checkDeclaredPipelines, PipelineCache, toRun } from "./supervisor/pipelines.ts";
+import { Supervisor } from "./supervisor/supervisor.ts";
 import { KafkaAdmin } from "./kafka/admin.ts";
 import type { Logger } from "./log/logger.ts";
 import { createMetricsRegistry } from "./metrics/registry.ts";
@@ -58,25 +61,113 @@ class ControlDbHandle {
 
 export interface RunningAppliance {
   url: string;
+  supervisor: Supervisor;
   stop(): Promise<void>;
 }
 
+const RUNNING_STATES = new Set(["running"]);
+
+function adaptersProbe(supervisor: Supervisor): HealthProbe {
+  return {
+    name: "adapters",
+    critical: false,
+    async check(): Promise<ComponentHealth> {
+      const pipelines = supervisor.status();
+      const allRunning = pipelines.every((p) => RUNNING_STATES.has(p.state));
+      return { status: allRunning ? "ok" : "degraded", pipelines };
+    },
+  };
+}
+
+/** Writes file-declared pipelines into the control DB (versioned and audited like API edits). */
+async function seedDeclaredPipelines(db: ControlDb, config: ApplianceConfig, log: Logger): Promise<void> {
+  await ensureGateway(db.db, config.gateway_id, config.mode);
+  for (const declared of config.pipelines) {
+    const result = await upsertPipelineVersioned(
+      db.db,
+      {
+        id: declared.id,
+        gatewayId: config.gateway_id,
+        name: declared.name ?? declared.id,
+        adapterType: String(declared.adapter.protocol ?? "docker"),
+        config: declared.adapter,
+        enabled: declared.enabled,
+        runtime: declared.runtime,
+        image: declared.image ?? null,
+      },
+      "config-file",
+    );
+    if (result.changed) log.info({ pipeline_id: declared.id, version: result.pipeline.version }, "pipeline from config file stored");
+  }
+}
+
+/**
+ * Keeps the supervisor equal to the enabled pipelines of this gateway. A DB outage leaves the
+ * running adapters alone: the data plane does not depend on the control plane.
+ */
+function startReconciler(controlDb: ControlDbHandle, supervisor: Supervisor, config: ApplianceConfig, log: Logger) {
+  const cache = new PipelineCache(config.data_dir);
+  const cached = cache.read();
+  if (cached) void supervisor.apply(cached);
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  let stopped = false;
+  let lastError = "";
+  const tick = async () => {
+    const db = controlDb.current;
+    if (db) {
+      try {
+        const pipelines = await listPipelines(db.db, { gatewayId: config.gateway_id });
+        const runs = pipelines.filter((p) => p.enabled).map((p) => toRun(p, config));
+        await supervisor.apply(runs);
+        cache.write(runs);
+        lastError = "";
+      } catch (error) {
+        const message = (error as Error).message;
+        if (message !== lastError) log.error({ err: message }, "cannot read pipelines; adapters keep running with the last config");
+        lastError = message;
+      }
+    }
+    if (!stopped) timer = setTimeout(tick, config.supervisor.reconcile_interval_ms);
+  };
+  void tick();
+  return {
+    async reconcileNow() {
+      clearTimeout(timer);
+      await tick();
+    },
+    stop() {
+      stopped = true;
+      clearTimeout(timer);
+    },
+  };
+}
+
 export async function serve(config: ApplianceConfig, log: Logger): Promise<RunningAppliance> {
+  checkDeclaredPipelines(config.pipelines, config);
   mkdirSync(config.data_dir, { recursive: true });
   const metrics = createMetricsRegistry({ gateway_id: config.gateway_id });
   const controlDb = new ControlDbHandle(config, log);
   const kafka = new KafkaAdmin(config.kafka);
+  const supervisor = new Supervisor({ log, metrics, timing: { healthIntervalMs: config.supervisor.health_interval_ms } });
   const probes: HealthProbe[] = [
     pingProbe("kafka", true, () => kafka.ping()),
     pingProbe("control_db", true, () => controlDb.ping()),
+    adaptersProbe(supervisor),
   ];
-  const dbReady = controlDb.connect();
+  const dbReady = controlDb.connect().then(async () => {
+    await seedDeclaredPipelines(controlDb.current!, config, log);
+  });
+  const reconciler = startReconciler(controlDb, supervisor, config, log);
+  void dbReady.then(() => reconciler.reconcileNow()).catch((error) => log.error({ err: (error as Error).message }, "storing declared pipelines failed"));
   const app = buildApp({ config, probes, metrics }).listen({ hostname: config.http.host, port: config.http.port });
   const url = `http://${config.http.host}:${app.server!.port}`;
   log.info({ url, mode: config.mode, gatewayId: config.gateway_id }, "gateway serving");
   return {
     url,
+    supervisor,
     async stop() {
+      reconciler.stop();
+      await supervisor.stop();
       await app.stop();
       await kafka.close().catch(() => undefined);
       await Promise.race([dbReady, Bun.sleep(100)]);

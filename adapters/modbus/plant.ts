@@ -37,8 +37,15 @@ export type WaveformKind = Waveform["kind"];
 export const WAVEFORM_KINDS = ["constant", "sine", "ramp", "square", "counter", "noise", "sum"] as const satisfies readonly WaveformKind[];
 
 const TAU = 2 * Math.PI;
-/** Fractional part that stays in [0, 1) for negative t too. */
-const fraction = (x: number) => x - Math.floor(x);
+/**
+ * Position in the current cycle, in [0, 1). The remainder (% is exact in floating point)
+ * is taken before dividing, so whole-second edges land exactly: 369 s into 180 s cycles
+ * is 9/180 == 0.05, whereas 369 / 180 - 2 is 0.04999999999999982.
+ */
+function cyclePosition(t: number, period: number): number {
+  const remainder = t % period;
+  return (remainder < 0 ? remainder + period : remainder) / period;
+}
 
 export function waveformValue(w: Waveform, tSeconds: number): number | string | boolean {
   const t = tSeconds + (w.phase_s ?? 0);
@@ -48,9 +55,9 @@ export function waveformValue(w: Waveform, tSeconds: number): number | string | 
     case "sine":
       return w.min + ((w.max - w.min) * (1 + Math.sin((TAU * t) / w.period_s))) / 2;
     case "ramp":
-      return w.min + (w.max - w.min) * fraction(t / w.period_s);
+      return w.min + (w.max - w.min) * cyclePosition(t, w.period_s);
     case "square":
-      return fraction(t / w.period_s) < (w.duty ?? 0.5) ? w.high : w.low;
+      return cyclePosition(t, w.period_s) < (w.duty ?? 0.5) ? w.high : w.low;
     case "counter":
       return (w.start ?? 0) + (w.step ?? 1) * Math.floor(t / (w.every_s ?? 1));
     case "noise":
@@ -70,10 +77,13 @@ function mix32(h: number): number {
   return (h ^ (h >>> 16)) >>> 0;
 }
 
+const GOLDEN_RATIO_32 = 0x9e3779b9;
+
 /** Deterministic pseudo-random number in [0, 1) for (seed, bucket); buckets may exceed 32 bits. */
 function hashToUnit(seed: number, bucket: number): number {
   const high = Math.floor(bucket / 2 ** 32);
-  return mix32(mix32(mix32(seed | 0) ^ (bucket | 0)) ^ (high | 0)) / 2 ** 32;
+  // The golden-ratio constant keeps seed 0, bucket 0 away from mix32's fixed point at 0.
+  return mix32(mix32(mix32((seed + GOLDEN_RATIO_32) | 0) ^ (bucket | 0)) ^ (high | 0)) / 2 ** 32;
 }
 
 /** Smallest and largest value a numeric waveform takes; undefined when unbounded (counters). */
@@ -249,7 +259,7 @@ function parseDevice(d: RawDevice, path: string, errors: FieldError[]): PlantDev
     for (let a = register.address; a < register.address + register.count; a++) {
       const other = occupied.get(`${register.functionCode}:${a}`);
       if (other !== undefined) {
-        errors.push({ path: registerPath(path, key), message: `overlaps register ${JSON.stringify(other)} (${register.field.type} spans ${register.count})` });
+        errors.push({ path: registerPath(path, key), message: `overlaps register ${JSON.stringify(other)}: both use 0-based address ${a}` });
         break;
       }
       occupied.set(`${register.functionCode}:${a}`, key);
@@ -286,7 +296,7 @@ function parseRegister(key: string, entry: unknown, addressing: AddressingMode, 
     validateFieldSpec(field, address.functionCode, key);
   } catch (error) {
     if (!(error instanceof ModbusConfigError)) throw error;
-    return fail(error.message);
+    return fail(error.message.replace(/^field "[^"]*": /, "")); // the path already names the register
   }
   const count = registerCount(field);
   if (address.address + count > MODBUS_ADDRESS_SPACE) return fail(`${type} spans ${count} registers, past the last address`);

@@ -1,4 +1,5 @@
 import type { AdapterContext, ErrorType, Sample } from "../../src/registry.ts";
+import { backoffDelay } from "../../src/util/backoff.ts";
 import { decodeField, isFiniteReading } from "./codec.ts";
 import type { CompiledUnit, Workarounds } from "./mapping.ts";
 import { splitResponse, type ReadRequest } from "./plan.ts";
@@ -42,11 +43,6 @@ interface UnitState {
 }
 
 const ERROR_TYPE: Record<ReadErrorKind, ErrorType> = { timeout: "timeout", connection: "connection", protocol: "protocol" };
-
-/** Capped exponential backoff: the n-th consecutive failure waits base·2^(n-1), at most `max`. */
-export function backoffDelay(failures: number, base: number, max: number): number {
-  return Math.min(max, base * 2 ** Math.max(0, failures - 1));
-}
 
 /**
  * Polls the units behind one connection. Each connection has its own loop, so a dead device

@@ -20,6 +20,21 @@ export const KafkaConnectionSchema = Type.Object(
 );
 export type KafkaConnection = Static<typeof KafkaConnectionSchema>;
 
+export const DeclaredPipelineSchema = Type.Object(
+  {
+    id: Type.String({ minLength: 1, maxLength: 128, pattern: "^[A-Za-z0-9._-]+$", description: "pipeline_id" }),
+    name: Type.Optional(Type.String()),
+    enabled: Type.Boolean({ default: true }),
+    runtime: Type.Union([Type.Literal("process"), Type.Literal("docker")], { default: "process" }),
+    image: Type.Optional(Type.String({ description: "Adapter image, for runtime: docker" })),
+    adapter: Type.Record(Type.String(), Type.Unknown(), {
+      description: "The adapter's CONFIG_JSON body (protocol, source, mapping, output, ...); pipeline_id and adapter_id are filled in",
+    }),
+  },
+  { additionalProperties: false },
+);
+export type DeclaredPipeline = Static<typeof DeclaredPipelineSchema>;
+
 export const ApplianceConfigSchema = Type.Object(
   {
     mode: Type.Union(MODES.map((m) => Type.Literal(m)), {
@@ -58,6 +73,17 @@ export const ApplianceConfigSchema = Type.Object(
       {
         url: Type.Optional(Type.String({ pattern: "^https?://", description: "Hub control API (edge mode)" })),
         poll_interval_ms: Type.Integer({ minimum: 1000, maximum: 3_600_000, default: 30_000 }),
+      },
+      { additionalProperties: false, default: {} },
+    ),
+    pipelines: Type.Array(DeclaredPipelineSchema, {
+      default: [],
+      description: "Pipelines declared in the file; written to the control DB at start (versioned, audited)",
+    }),
+    supervisor: Type.Object(
+      {
+        health_interval_ms: Type.Integer({ minimum: 100, maximum: 600_000, default: 10_000 }),
+        reconcile_interval_ms: Type.Integer({ minimum: 100, maximum: 600_000, default: 5000, description: "How often the pipeline table is re-read" }),
       },
       { additionalProperties: false, default: {} },
     ),

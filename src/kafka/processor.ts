@@ -8,7 +8,6 @@ import {
   stringSerializers,
   type Message,
   type MessagesStream,
-  type Transaction,
 } from "@platformatic/kafka";
 import type { Logger } from "../log/logger.ts";
 import { baseClientOptions, type KafkaConnection } from "./connection.ts";
@@ -44,6 +43,7 @@ const DEFAULT_MAX_WAIT_MS = 20;
 const RESTART_DELAY_MS = 1000;
 
 type StringMessage = Message<string, string, string, string>;
+type StringTransaction = Awaited<ReturnType<Producer<string, string, string, string>["beginTransaction"]>>;
 
 function toConsumed(message: StringMessage): ConsumedRecord {
   return {
@@ -144,7 +144,7 @@ export class TransactionalProcessor {
     this.#pending = [];
     const stream = this.#stream!;
     stream.pause();
-    let transaction: Transaction<string, string, string, string> | undefined;
+    let transaction: StringTransaction | undefined;
     try {
       const outputs = await this.#options.process(batch.map(toConsumed));
       transaction = await this.#producer!.beginTransaction();
@@ -164,7 +164,7 @@ export class TransactionalProcessor {
   }
 
   /** A transaction that cannot be aborted leaves the producer unusable; a new one with the same id fences it. */
-  async #abort(transaction: Transaction<string, string, string, string>): Promise<void> {
+  async #abort(transaction: StringTransaction): Promise<void> {
     try {
       await transaction.abort();
     } catch (error) {
