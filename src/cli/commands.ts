@@ -7,6 +7,8 @@ import { createLogger } from "../log/logger.ts";
 import { serve } from "../serve.ts";
 import { runAdapter } from "../adapter-runtime/run.ts";
 import { ADAPTERS } from "../adapters.ts";
+import { loadPlantFile } from "../../adapters/modbus/plant.ts";
+import { startModbusTcpSimulator } from "../../adapters/modbus-tcp/simulator.ts";
 import packageJson from "../../package.json" with { type: "json" };
 import { choiceOption, defineCommand, intOption, UsageError, type CommandSpec } from "./command.ts";
 
@@ -114,6 +116,38 @@ const adapterCommand = defineCommand({
   },
 });
 
+const SIMULATORS = ["modbus"] as const;
+
+const simulateCommand = defineCommand({
+  name: "simulate",
+  summary: "Run a simulated device that follows a plant file's deterministic waveforms (demo, tests, benchmarks).",
+  usage: "simulate modbus --port N --plant FILE [--host ADDR]",
+  options: { port: { type: "string" }, plant: { type: "string" }, host: { type: "string" } },
+  optionHelp: {
+    port: "base TCP port; a device listens on port + its port_offset",
+    plant: "plant file (YAML), e.g. plants/offshore-well.yaml",
+    host: "listen address (default 127.0.0.1)",
+  },
+  positionals: { min: 1, max: 1 },
+  async run({ values, positionals }) {
+    if (!SIMULATORS.includes(positionals[0] as (typeof SIMULATORS)[number])) {
+      throw new UsageError(`gateway simulate: unknown device "${positionals[0]}" (expected one of ${SIMULATORS.join(", ")})`);
+    }
+    if (!values.plant) throw new UsageError("gateway simulate: --plant FILE is required");
+    const port = intOption(values, "port", 0, 65535) ?? 5020;
+    const plant = loadPlantFile(String(values.plant));
+    const simulator = await startModbusTcpSimulator({ host: (values.host as string) ?? "127.0.0.1", basePort: port, plant });
+    const log = createLogger("simulator");
+    log.info({ plant: plant.name, ports: simulator.ports, devices: plant.devices.length }, "Modbus TCP simulator listening");
+    await new Promise<void>((resolve) => {
+      process.once("SIGTERM", resolve);
+      process.once("SIGINT", resolve);
+    });
+    await simulator.stop();
+    return 0;
+  },
+});
+
 const versionCommand = defineCommand({
   name: "version",
   summary: "Print the gateway version.",
@@ -126,4 +160,4 @@ const versionCommand = defineCommand({
   },
 });
 
-export const COMMANDS: CommandSpec[] = [serveCommand, adapterCommand, migrateCommand, topicsCommand, versionCommand] as CommandSpec[];
+export const COMMANDS: CommandSpec[] = [serveCommand, adapterCommand, simulateCommand, migrateCommand, topicsCommand, versionCommand] as CommandSpec[];
