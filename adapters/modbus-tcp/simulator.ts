@@ -1,9 +1,11 @@
 // Modbus TCP simulator for the demo, tests and benchmarks: serves a plant file's
 // devices over Bun.listen, one listener per distinct port (base port + port_offset).
 import type { Socket, TCPSocketListener } from "bun";
-import { ExceptionCode, exceptionPdu, handleRequestPdu, MODBUS_PROTOCOL_ID, parseMbapFrames, writeMbap, MBAP_HEADER_LENGTH } from "../modbus/pdu.ts";
+import {
+  ExceptionCode, exceptionPdu, handleRequestPdu, MBAP_HEADER_LENGTH, MODBUS_PROTOCOL_ID, parseMbapFrames, writeMbap,
+  type RegisterBank,
+} from "../modbus/pdu.ts";
 import { plantBank, type Plant, type PlantDevice } from "../modbus/plant.ts";
-import type { RegisterBank } from "../modbus/pdu.ts";
 
 export interface ModbusTcpSimulatorOptions {
   /** Interface to listen on; default 127.0.0.1. */
@@ -25,6 +27,7 @@ export interface ModbusTcpSimulator {
    * is offline its listener stops and its connections close; coming back re-listens on
    * the same port. A device that is offline while others share its port answers
    * exception 0x0B, as a TCP-to-serial gateway does for a dead serial device.
+   * Throws if another process took the port meanwhile; no-op after stop().
    */
   setOnline(deviceName: string | null, online: boolean): void;
   stop(): Promise<void>;

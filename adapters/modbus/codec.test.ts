@@ -2,6 +2,7 @@ import { describe, expect, test } from "bun:test";
 import { ModbusConfigError, type ModbusFunctionCode } from "./address.ts";
 import {
   BYTE_ORDERS,
+  shortestFloat32,
   decodeField,
   encodeField,
   isFiniteReading,
@@ -51,8 +52,8 @@ const VECTORS: Vector[] = [
   // uint32 3735928559 = 0xDEADBEEF
   { type: "uint32", value: 3735928559, registers: { ABCD: [0xdead, 0xbeef], CDAB: [0xbeef, 0xdead], BADC: [0xadde, 0xefbe], DCBA: [0xefbe, 0xadde] } },
   { type: "uint32", value: 65536, registers: { ABCD: [0x0001, 0x0000], CDAB: [0x0000, 0x0001], BADC: [0x0100, 0x0000], DCBA: [0x0000, 0x0100] } },
-  // float32 123.456 = 0x42F6E979 (nearest single is Math.fround(123.456)); -2.5 = 0xC0200000
-  { type: "float32", value: Math.fround(123.456), registers: { ABCD: [0x42f6, 0xe979], CDAB: [0xe979, 0x42f6], BADC: [0xf642, 0x79e9], DCBA: [0x79e9, 0xf642] } },
+  // float32 123.456 = 0x42F6E979; decoded as the shortest decimal that is that single: 123.456
+  { type: "float32", value: 123.456, registers: { ABCD: [0x42f6, 0xe979], CDAB: [0xe979, 0x42f6], BADC: [0xf642, 0x79e9], DCBA: [0x79e9, 0xf642] } },
   { type: "float32", value: -2.5, registers: { ABCD: [0xc020, 0x0000], CDAB: [0x0000, 0xc020], BADC: [0x20c0, 0x0000], DCBA: [0x0000, 0x20c0] } },
   // -0.0 = 0x80000000 (sign bit only), +Inf = 0x7F800000, -Inf = 0xFF800000, quiet NaN = 0x7FC00000
   { type: "float32", value: -0, registers: { ABCD: [0x8000, 0x0000], CDAB: [0x0000, 0x8000], BADC: [0x0080, 0x0000], DCBA: [0x0000, 0x0080] } },
@@ -299,10 +300,25 @@ describe("encodeField", () => {
   });
 });
 
+describe("shortestFloat32", () => {
+  test.each([
+    [Math.fround(185.4), 185.4],
+    [Math.fround(0.1), 0.1],
+    [Math.fround(-1.17549435e-38), -1.1754944e-38],
+    [Math.fround(16777217), 16777216],
+    [-0, -0],
+    [NaN, NaN],
+    [Infinity, Infinity],
+  ])("%p -> %p", (single, shortest) => {
+    expect(shortestFloat32(single)).toBe(shortest);
+    if (Number.isFinite(shortest)) expect(Math.fround(shortest)).toBe(single);
+  });
+});
+
 describe("round trip encode -> decode (in addition to the vectors above)", () => {
   const VALUES: Array<[ModbusDataType, FieldValue, Partial<FieldSpec>?]> = [
     ["int16", -32768], ["uint16", 0], ["int32", 2147483647], ["uint32", 4294967295],
-    ["float32", Math.fround(-1.17549435e-38)], ["float64", Number.MIN_VALUE], ["float64", -Number.MAX_VALUE],
+    ["float32", -1.1754944e-38], ["float64", Number.MIN_VALUE], ["float64", -Number.MAX_VALUE],
     ["int64", Number.MIN_SAFE_INTEGER], ["uint64", Number.MAX_SAFE_INTEGER],
     ["int16", 21.5, { scale: 0.5, offset: 1 }], ["float32", 19.75, { scale: 0.25 }],
     ["string", "Pump-7", { length: 4 }], ["string", "XYZ", { length: 3, stringByteMode: "high" }],

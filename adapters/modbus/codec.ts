@@ -55,7 +55,7 @@ const READ_RAW: Readonly<Record<NumericType, (view: DataView) => number>> = {
   uint16: (v) => v.getUint16(0),
   int32: (v) => v.getInt32(0),
   uint32: (v) => v.getUint32(0),
-  float32: (v) => v.getFloat32(0),
+  float32: (v) => shortestFloat32(v.getFloat32(0)),
   // JSON has no 64-bit integers: beyond 2^53 the value is rounded to the nearest double.
   int64: (v) => Number(v.getBigInt64(0)),
   uint64: (v) => Number(v.getBigUint64(0)),
@@ -148,8 +148,25 @@ function fromBigEndian(view: DataView, order: ByteOrder): number[] {
 }
 
 // Identity scaling is skipped so raw values stay bit-exact (e.g. -0 stays -0).
+/**
+ * The shortest decimal that is the same float32: 185.4 rather than 185.39999389648438, which is
+ * what the device meant and what an operator expects to see.
+ */
+const FLOAT32_MAX_SIGNIFICANT_DIGITS = 9;
+
+export function shortestFloat32(value: number): number {
+  if (!Number.isFinite(value) || value === 0) return value;
+  for (let digits = 1; digits <= FLOAT32_MAX_SIGNIFICANT_DIGITS; digits++) {
+    const candidate = Number(value.toPrecision(digits));
+    if (Math.fround(candidate) === value) return candidate;
+  }
+  return value;
+}
+
+/** Scaling in binary floating point leaves noise (1853 × 0.1 = 185.30000000000001); 12 significant digits remove it. */
+const SCALED_PRECISION = 12;
 const toEngineering = (raw: number, { scale, offset }: FieldSpec) =>
-  scale === 1 && offset === 0 ? raw : raw * scale + offset;
+  scale === 1 && offset === 0 ? raw : Number((raw * scale + offset).toPrecision(SCALED_PRECISION));
 const toRaw = (value: number, { scale, offset }: FieldSpec) =>
   scale === 1 && offset === 0 ? value : (value - offset) / scale;
 

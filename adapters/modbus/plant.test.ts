@@ -101,6 +101,8 @@ describe("parsePlant validation", () => {
       'devices[0].registers["00001"]: coils and discrete inputs (function code 1) hold single bits'],
     ["bad Modicon key", plantWith({ "50001": { type: "uint16", waveform: { kind: "constant", value: 1 } } }),
       'devices[0].registers["50001"]: register key "50001": expected a Modicon address'],
+    ["unquoted YAML key 00001 arrives as 1", plantWith({ 1: { type: "bool", waveform: { kind: "constant", value: true } } }),
+      '(quote Modicon keys in YAML: "00001", not 00001)'],
     ["explicit key in modicon mode", plantWith({ "3:0": { type: "uint16", waveform: { kind: "constant", value: 1 } } }),
       'devices[0].registers["3:0"]: register key "3:0"'],
     ["overlapping registers", plantWith({

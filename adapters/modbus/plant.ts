@@ -276,7 +276,9 @@ function parseRegister(key: string, entry: unknown, addressing: AddressingMode, 
     address = parseAddress(key, addressing);
   } catch (error) {
     if (!(error instanceof ModbusConfigError)) throw error;
-    return fail(error.message);
+    // YAML reads an unquoted 00001 as the number 1.
+    const hint = addressing === "modicon" && /^\d{1,4}$/.test(key) ? ' (quote Modicon keys in YAML: "00001", not 00001)' : "";
+    return fail(error.message + hint);
   }
   const r = Value.Default(RegisterSchema, Value.Clone(entry ?? {})) as Record<string, unknown>;
   const schemaProblems = schemaErrors(RegisterSchema, r, path);
