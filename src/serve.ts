@@ -1,6 +1,8 @@
 import { mkdirSync } from "node:fs";
 import type { ApplianceConfig } from "./config/schema.ts";
 import { buildApp } from "./api/app.ts";
+import { ApiError } from "./api/errors.ts";
+import { AuthService, loadOrCreateSecret } from "./auth/service.ts";
 import { pingProbe, type ComponentHealth, type HealthProbe } from "./api/health/service.ts";
 import { openDatabase, type ControlDb } from "./db/client.ts";
 import { migrateDatabase } from "./db/migrate.ts";
@@ -59,9 +61,17 @@ class ControlDbHandle {
   }
 }
 
+function currentDb(handle: ControlDbHandle) {
+  const db = handle.current;
+  if (!db) throw new ApiError(503, "control_db_unavailable", "the control DB is not reachable yet; see /api/v1/health");
+  return db.db;
+}
+
 export interface RunningAppliance {
   url: string;
   supervisor: Supervisor;
+  /** Resolves once the control DB is migrated and seeded (the admin user, declared pipelines). */
+  ready: Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -154,17 +164,20 @@ export async function serve(config: ApplianceConfig, log: Logger): Promise<Runni
     pingProbe("control_db", true, () => controlDb.ping()),
     adaptersProbe(supervisor),
   ];
+  const auth = new AuthService(() => currentDb(controlDb), loadOrCreateSecret(config.data_dir));
   const dbReady = controlDb.connect().then(async () => {
+    await auth.bootstrapAdmin(process.env.GATEWAY_ADMIN_PASSWORD, log);
     await seedDeclaredPipelines(controlDb.current!, config, log);
   });
   const reconciler = startReconciler(controlDb, supervisor, config, log);
   void dbReady.then(() => reconciler.reconcileNow()).catch((error) => log.error({ err: (error as Error).message }, "storing declared pipelines failed"));
-  const app = buildApp({ config, probes, metrics }).listen({ hostname: config.http.host, port: config.http.port });
+  const app = buildApp({ config, probes, metrics, auth, db: () => currentDb(controlDb), supervisor, log }).listen({ hostname: config.http.host, port: config.http.port });
   const url = `http://${config.http.host}:${app.server!.port}`;
   log.info({ url, mode: config.mode, gatewayId: config.gateway_id }, "gateway serving");
   return {
     url,
     supervisor,
+    ready: dbReady,
     async stop() {
       reconciler.stop();
       await supervisor.stop();

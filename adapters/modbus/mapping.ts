@@ -10,21 +10,22 @@ export const RegisterSchema = Type.Object(
   {
     param: Type.String({ minLength: 1, description: "Parameter name in the envelope, e.g. pressure" }),
     unit: Type.Optional(Type.String({ description: "Engineering unit, e.g. psi" })),
-    type: Type.Union(MODBUS_DATA_TYPES.map((t) => Type.Literal(t)), { default: "uint16" }),
-    byte_order: Type.Union(BYTE_ORDERS.map((o) => Type.Literal(o)), { default: "ABCD", description: "Byte/word order of multi-register values" }),
-    scale: Type.Number({ default: 1, description: "value = raw * scale + offset" }),
-    offset: Type.Number({ default: 0 }),
+    type: Type.Optional(Type.Union(MODBUS_DATA_TYPES.map((t) => Type.Literal(t)), { description: "default uint16" })),
+    // Optional rather than defaulted: TypeBox does not apply defaults inside the list form's union.
+    byte_order: Type.Optional(Type.Union(BYTE_ORDERS.map((o) => Type.Literal(o)), { description: "Byte/word order of multi-register values (default ABCD)" })),
+    scale: Type.Optional(Type.Number({ description: "value = raw * scale + offset (default 1)" })),
+    offset: Type.Optional(Type.Number({ description: "default 0" })),
     length: Type.Optional(Type.Integer({ minimum: 1, maximum: MODBUS_MAX_READ_REGISTERS, description: "Registers of a string" })),
     bit: Type.Optional(Type.Integer({ minimum: 0, maximum: 15, description: "One bit of a status word, 0 = LSB" })),
     bits: Type.Optional(Type.Tuple([Type.Integer({ minimum: 0, maximum: 15 }), Type.Integer({ minimum: 0, maximum: 15 })], { description: "Inclusive bit range [from, to] of a status word" })),
   },
-  // TypeBox fills defaults inside Record values only when the value schema itself has a default.
-  { additionalProperties: false, default: {} },
+  { additionalProperties: false },
 );
 export type RegisterConfig = Static<typeof RegisterSchema>;
 
-export const RegisterMapSchema = Type.Record(Type.String(), RegisterSchema, {
-  description: 'Keys are addresses: "40001" (modicon) or "3:0" (explicit: function code and 0-based address)',
+export const RegisterMapSchema = Type.Record(Type.String(), Type.Union([RegisterSchema, Type.Array(RegisterSchema, { minItems: 1 })]), {
+  description:
+    'Keys are addresses: "40001" (modicon) or "3:0" (explicit: function code and 0-based address). A list maps several fields onto one address, e.g. the bits of a status word.',
 });
 
 export const MappingSchema = Type.Object(
@@ -78,10 +79,10 @@ export interface CompiledUnit {
 
 export function fieldSpec(register: RegisterConfig, workarounds: Workarounds): FieldSpec {
   return {
-    type: register.type,
-    byteOrder: register.byte_order,
-    scale: register.scale,
-    offset: register.offset,
+    type: register.type ?? "uint16",
+    byteOrder: register.byte_order ?? "ABCD",
+    scale: register.scale ?? 1,
+    offset: register.offset ?? 0,
     ...(register.length === undefined ? {} : { length: register.length }),
     ...(register.bit === undefined ? {} : { bit: register.bit }),
     ...(register.bits === undefined ? {} : { bits: register.bits }),
@@ -92,7 +93,7 @@ export function fieldSpec(register: RegisterConfig, workarounds: Workarounds): F
 export interface UnitInput {
   unitId: number;
   assetId: string;
-  registers: Record<string, RegisterConfig>;
+  registers: Record<string, RegisterConfig | RegisterConfig[]>;
   /** Where these registers sit in CONFIG_JSON, for error messages. */
   path: string;
 }
@@ -112,17 +113,20 @@ export function compileUnits(
   const compiled: CompiledUnit[] = [];
   for (const unit of units) {
     const fields = new Map<string, CompiledField>();
-    for (const [key, register] of Object.entries(unit.registers)) {
-      const path = `${unit.path}[${JSON.stringify(key)}]`;
-      try {
-        const { functionCode, address } = parseAddress(key, addressing);
-        const spec = fieldSpec(register, workarounds);
-        validateFieldSpec(spec, functionCode, key);
-        const id = `${unit.unitId}:${key}`;
-        fields.set(id, { id, key, param: register.param, ...(register.unit === undefined ? {} : { unit: register.unit }), functionCode, address, spec });
-      } catch (error) {
-        if (!(error instanceof ModbusConfigError)) throw error;
-        errors.push({ path, message: error.message.replace(/^(field|register key) "[^"]*": /, "") });
+    for (const [key, entry] of Object.entries(unit.registers)) {
+      const list = Array.isArray(entry) ? entry : [entry];
+      for (const [index, register] of list.entries()) {
+        const path = `${unit.path}[${JSON.stringify(key)}]${Array.isArray(entry) ? `[${index}]` : ""}`;
+        try {
+          const { functionCode, address } = parseAddress(key, addressing);
+          const spec = fieldSpec(register, workarounds);
+          validateFieldSpec(spec, functionCode, key);
+          const id = `${unit.unitId}:${key}#${index}`;
+          fields.set(id, { id, key, param: register.param, ...(register.unit === undefined ? {} : { unit: register.unit }), functionCode, address, spec });
+        } catch (error) {
+          if (!(error instanceof ModbusConfigError)) throw error;
+          errors.push({ path, message: error.message.replace(/^(field|register key) "[^"]*": /, "") });
+        }
       }
     }
     const planOptions: PlanOptions = {

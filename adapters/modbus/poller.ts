@@ -1,7 +1,7 @@
 import type { AdapterContext, ErrorType, Sample } from "../../src/registry.ts";
 import { backoffDelay } from "../../src/util/backoff.ts";
 import { decodeField, isFiniteReading } from "./codec.ts";
-import type { CompiledUnit, Workarounds } from "./mapping.ts";
+import type { CompiledField, CompiledUnit, Workarounds } from "./mapping.ts";
 import { splitResponse, type ReadRequest } from "./plan.ts";
 
 export type ReadErrorKind = "timeout" | "connection" | "protocol";
@@ -40,6 +40,8 @@ interface UnitState {
   failing: boolean;
   failures: number;
   retryAt: number;
+  /** Reads the device rejects while its other reads succeed (e.g. one unmapped address). */
+  failingRequests: Set<ReadRequest>;
 }
 
 const ERROR_TYPE: Record<ReadErrorKind, ErrorType> = { timeout: "timeout", connection: "connection", protocol: "protocol" };
@@ -62,7 +64,7 @@ export class ConnectionPoller {
     private readonly options: PollerOptions,
     private readonly context: AdapterContext,
   ) {
-    this.#units = units.map((unit) => ({ unit, failing: false, failures: 0, retryAt: 0 }));
+    this.#units = units.map((unit) => ({ unit, failing: false, failures: 0, retryAt: 0, failingRequests: new Set() }));
   }
 
   start(): void {
@@ -150,30 +152,56 @@ export class ConnectionPoller {
 
   async #pollUnit(state: UnitState, samples: Sample[]): Promise<"ok" | "failed" | "connection-lost"> {
     const unitSamples: Sample[] = [];
-    let lastError: ModbusReadError | undefined;
+    const failed: Array<[ReadRequest, ModbusReadError]> = [];
     for (const [index, request] of state.unit.requests.entries()) {
       if (index > 0 && this.options.workarounds.pause_between_requests_ms > 0) await Bun.sleep(this.options.workarounds.pause_between_requests_ms);
       const result = await this.#readWithRetries(request);
       if (result instanceof ModbusReadError) {
-        lastError = result;
+        failed.push([request, result]);
         if (result.kind === "connection") break;
         continue;
       }
+      state.failingRequests.delete(request);
       this.#decode(state.unit, request, result, new Date(), unitSamples);
     }
-    if (unitSamples.length > 0 || !lastError) {
-      if (state.failing) this.context.log.info({ device: this.transport.name, unit_id: state.unit.unitId }, "device responding again");
-      state.failing = false;
-      state.failures = 0;
-      samples.push(...unitSamples);
-      return "ok";
-    }
-    this.#markFailing(state, samples, lastError.message);
-    if (lastError.kind === "connection") {
+    const lost = failed.find(([, error]) => error.kind === "connection");
+    if (lost) {
+      this.#markFailing(state, samples, lost[1].message);
       await this.transport.close().catch(() => undefined);
       return "connection-lost";
     }
-    return "failed";
+    if (unitSamples.length === 0 && failed.length > 0) {
+      this.#markFailing(state, samples, failed[0]![1].message);
+      return "failed";
+    }
+    if (state.failing) this.context.log.info({ device: this.transport.name, unit_id: state.unit.unitId }, "device responding again");
+    state.failing = false;
+    state.failures = 0;
+    for (const [request, error] of failed) this.#markRequestFailing(state, request, unitSamples, error.message);
+    samples.push(...unitSamples);
+    return "ok";
+  }
+
+  /** A read the device keeps rejecting reports BAD for its fields once, like a dead unit does. */
+  #markRequestFailing(state: UnitState, request: ReadRequest, samples: Sample[], reason: string): void {
+    if (state.failingRequests.has(request)) return;
+    state.failingRequests.add(request);
+    const fields = request.fields.map((slice) => state.unit.fields.get(slice.id)!);
+    samples.push(...this.#badSamples(state.unit, fields, reason));
+  }
+
+  #badSamples(unit: CompiledUnit, fields: Iterable<CompiledField>, reason: string): Sample[] {
+    const at = new Date();
+    return [...fields].map((field) => ({
+      asset_id: unit.assetId,
+      parameter: field.param,
+      ...(field.unit === undefined ? {} : { unit: field.unit }),
+      value: null,
+      quality: "BAD" as const,
+      device_time: at,
+      time_source: "gateway" as const,
+      error: reason,
+    }));
   }
 
   async #readWithRetries(request: ReadRequest): Promise<number[] | boolean[] | ModbusReadError> {
@@ -218,18 +246,7 @@ export class ConnectionPoller {
     if (state.failing) return;
     state.failing = true;
     this.context.log.warn({ device: this.transport.name, unit_id: state.unit.unitId, reason }, "device not responding");
-    const at = new Date();
-    for (const field of state.unit.fields.values()) {
-      samples.push({
-        asset_id: state.unit.assetId,
-        parameter: field.param,
-        ...(field.unit === undefined ? {} : { unit: field.unit }),
-        value: null,
-        quality: "BAD",
-        device_time: at,
-        time_source: "gateway",
-        error: reason,
-      });
-    }
+    state.failingRequests.clear();
+    samples.push(...this.#badSamples(state.unit, state.unit.fields.values(), reason));
   }
 }

@@ -9,10 +9,10 @@ import { runAdapter } from "../adapter-runtime/run.ts";
 import { ADAPTERS } from "../adapters.ts";
 import { loadPlantFile } from "../../adapters/modbus/plant.ts";
 import { startModbusTcpSimulator } from "../../adapters/modbus-tcp/simulator.ts";
-import packageJson from "../../package.json" with { type: "json" };
+import { VERSION } from "../version.ts";
 import { choiceOption, defineCommand, intOption, UsageError, type CommandSpec } from "./command.ts";
 
-export const VERSION: string = packageJson.version;
+export { VERSION };
 
 const configOption = { config: { type: "string" as const } };
 const configHelp = "appliance config YAML (default: $GATEWAY_CONFIG)";

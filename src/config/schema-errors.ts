@@ -40,13 +40,31 @@ function describe(error: ValueError): string {
 export function schemaErrors(schema: TSchema, value: unknown, root = ""): FieldError[] {
   const seen = new Set<string>();
   const errors: FieldError[] = [];
-  for (const error of Value.Errors(schema, value)) {
+  for (const error of unionAware(Value.Errors(schema, value))) {
     const path = toFieldPath(error.path, root, value);
     if (seen.has(path)) continue;
     seen.add(path);
     errors.push({ path, message: describe(error) });
   }
   return errors;
+}
+
+const kindOf = (value: unknown) => (Array.isArray(value) ? "array" : value === null ? "null" : typeof value);
+
+/**
+ * "expected union value" tells a user nothing. When exactly one branch of a failed union has the
+ * value's shape (an object where an object or a list is allowed), report that branch's errors.
+ */
+function* unionAware(errors: Iterable<ValueError>): Generator<ValueError> {
+  for (const error of errors) {
+    const branches = (error.schema as { anyOf?: TSchema[] }).anyOf;
+    const matching = branches?.filter((b) => (b as { type?: string }).type === kindOf(error.value));
+    if (matching?.length === 1) {
+      for (const inner of unionAware(Value.Errors(matching[0]!, error.value))) yield { ...inner, path: `${error.path}${inner.path}` };
+    } else {
+      yield error;
+    }
+  }
 }
 
 export function formatFieldErrors(errors: FieldError[]): string {

@@ -167,3 +167,34 @@ export async function listAudit(db: Db, opts: ListAuditOptions = {}): Promise<Au
     .orderBy(desc(auditLog.id))
     .limit(limit);
 }
+
+/** Deletes a pipeline; its config_versions stay as history, and the removal is audited in the same transaction. */
+export async function deletePipelineVersioned(db: Db, id: string, actor: string, ip?: string | null): Promise<Pipeline | undefined> {
+  return db.transaction(async (tx) => {
+    await tx.execute(sql`select pg_advisory_xact_lock(hashtext(${`pipeline:${id}`}))`);
+    const old = await getPipeline(tx, id);
+    if (!old) return undefined;
+    await tx.delete(pipelines).where(eq(pipelines.id, id));
+    await appendAudit(tx, {
+      actor,
+      action: "pipeline.delete",
+      resourceType: "pipeline",
+      resourceId: id,
+      changes: diffObjects({ ...pipelineDefinition(old), version: old.version }, null),
+      ip: ip ?? null,
+    });
+    return old;
+  });
+}
+
+export async function listConfigVersions(db: Db, resourceType: "pipeline" | "gateway" | "sink", resourceId: string) {
+  return db
+    .select()
+    .from(configVersions)
+    .where(and(eq(configVersions.resourceType, resourceType), eq(configVersions.resourceId, resourceId)))
+    .orderBy(desc(configVersions.version));
+}
+
+export async function listGateways(db: Db): Promise<Gateway[]> {
+  return db.select().from(gateways).orderBy(gateways.id);
+}

@@ -1,0 +1,83 @@
+/**
+ * The permission matrix, in one place: which role may do what, and which permission each route
+ * needs. The guard (src/api/guard.ts) reads ROUTE_PERMISSIONS; a route missing from it is refused,
+ * and the RBAC test fails, so a new route cannot ship without a decision here.
+ */
+export const ROLES = ["Operator", "Engineer", "Admin", "Copilot"] as const;
+export type Role = (typeof ROLES)[number];
+
+export const PERMISSIONS = [
+  "dashboards:read",
+  "topology:read",
+  "pipelines:read",
+  "pipelines:write",
+  "pipelines:test",
+  "gateways:read",
+  "gateways:manage",
+  "config:deploy",
+  "sinks:read",
+  "sinks:write",
+  "alarms:read",
+  "alarms:ack",
+  "logs:read",
+  "audit:read",
+  "users:manage",
+  "suggest:write",
+] as const;
+export type Permission = (typeof PERMISSIONS)[number];
+
+const VIEW: Permission[] = ["dashboards:read", "topology:read", "pipelines:read", "gateways:read", "sinks:read", "alarms:read", "logs:read"];
+
+export const ROLE_PERMISSIONS: Record<Role, ReadonlySet<Permission>> = {
+  Operator: new Set([...VIEW, "alarms:ack"]),
+  Engineer: new Set([...VIEW, "alarms:ack", "pipelines:write", "pipelines:test", "sinks:write", "audit:read"]),
+  Admin: new Set(PERMISSIONS),
+  Copilot: new Set([...VIEW, "suggest:write"]),
+};
+
+export function can(role: Role, permission: Permission): boolean {
+  return ROLE_PERMISSIONS[role].has(permission);
+}
+
+/** Reachable without credentials: signing in, liveness for load balancers, scraping, static assets. */
+export const PUBLIC = "public" as const;
+/** Any signed-in user, whatever the role (their own session). */
+export const AUTHENTICATED = "authenticated" as const;
+export type RouteRule = Permission | typeof PUBLIC | typeof AUTHENTICATED;
+
+export const ROUTE_PERMISSIONS: Record<string, RouteRule> = {
+  "GET /api/v1/health": PUBLIC,
+  "GET /metrics": PUBLIC,
+  "GET /api/docs": PUBLIC,
+  "GET /api/docs/json": PUBLIC,
+  "POST /api/v1/auth/login": PUBLIC,
+  "POST /api/v1/auth/refresh": PUBLIC,
+  "POST /api/v1/auth/logout": AUTHENTICATED,
+  "GET /api/v1/auth/me": AUTHENTICATED,
+
+  "GET /api/v1/adapters": "pipelines:read",
+  "GET /api/v1/pipelines": "pipelines:read",
+  "POST /api/v1/pipelines": "pipelines:write",
+  "GET /api/v1/pipelines/:id": "pipelines:read",
+  "PUT /api/v1/pipelines/:id": "pipelines:write",
+  "DELETE /api/v1/pipelines/:id": "pipelines:write",
+  "GET /api/v1/pipelines/:id/versions": "pipelines:read",
+  "POST /api/v1/pipelines/:id/test": "pipelines:test",
+  "POST /api/v1/pipelines/test": "pipelines:test",
+
+  "GET /api/v1/gateways": "gateways:read",
+  "GET /api/v1/gateways/:id": "gateways:read",
+
+  "GET /api/v1/topology": "topology:read",
+  "GET /api/v1/audit": "audit:read",
+
+  "GET /api/v1/users": "users:manage",
+  "POST /api/v1/users": "users:manage",
+  "PATCH /api/v1/users/:id": "users:manage",
+  "POST /api/v1/service-accounts": "users:manage",
+};
+
+/** "GET /api/v1/pipelines/" and "GET /api/v1/pipelines" are the same route. */
+export function routeKey(method: string, path: string): string {
+  return `${method} ${path.length > 1 ? path.replace(/\/$/, "") : path}`;
+}

@@ -1,0 +1,46 @@
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { buildApp } from "../../src/api/app.ts";
+import type { Role } from "../../src/auth/permissions.ts";
+import { AuthService, loadOrCreateSecret } from "../../src/auth/service.ts";
+import { loadApplianceConfig } from "../../src/config/load.ts";
+import { openDatabase } from "../../src/db/client.ts";
+import { migrateDatabase } from "../../src/db/migrate.ts";
+import { ensureGateway } from "../../src/db/repo.ts";
+import { createLogger } from "../../src/log/logger.ts";
+import { createMetricsRegistry } from "../../src/metrics/registry.ts";
+import { Supervisor } from "../../src/supervisor/supervisor.ts";
+
+export const TEST_PASSWORD = "correct horse battery";
+
+/** The API over a fresh migrated control DB (PGlite, or PostgreSQL via databaseUrl), without a listener: tests call app.handle(). */
+export async function testApp(options: { databaseUrl?: string; bodyLimit?: number } = {}) {
+  const dataDir = mkdtempSync(join(tmpdir(), "gw-api-"));
+  const config = loadApplianceConfig({ env: {}, overrides: { data_dir: dataDir, http: { body_limit_bytes: options.bodyLimit ?? 1024 * 1024 } } });
+  const controlDb = await openDatabase({ databaseUrl: options.databaseUrl, dataDir });
+  await migrateDatabase(controlDb);
+  await ensureGateway(controlDb.db, config.gateway_id, config.mode);
+  const log = createLogger("test", "silent");
+  const auth = new AuthService(() => controlDb.db, loadOrCreateSecret(dataDir));
+  const supervisor = new Supervisor({ log });
+  const app = buildApp({ config, probes: [], metrics: createMetricsRegistry(), auth, db: () => controlDb.db, supervisor, log });
+  const tokens = {} as Record<Role, string>;
+  for (const role of ["Operator", "Engineer", "Admin", "Copilot"] as Role[]) {
+    await auth.createUser(role.toLowerCase(), TEST_PASSWORD, role);
+    tokens[role] = (await auth.login(role.toLowerCase(), TEST_PASSWORD)).access_token;
+  }
+  const request = (method: string, path: string, init: { token?: string; body?: unknown; headers?: Record<string, string> } = {}) =>
+    app.handle(
+      new Request(`http://localhost${path}`, {
+        method,
+        headers: {
+          ...(init.token ? { authorization: `Bearer ${init.token}` } : {}),
+          ...(init.body === undefined ? {} : { "content-type": "application/json" }),
+          ...init.headers,
+        },
+        ...(init.body === undefined ? {} : { body: typeof init.body === "string" ? init.body : JSON.stringify(init.body) }),
+      }),
+    );
+  return { app, auth, tokens, request, config, db: controlDb, close: () => controlDb.close() };
+}
