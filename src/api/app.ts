@@ -49,7 +49,16 @@ function validationFields(error: ValidationLike, where: string) {
 
 export function buildApp(deps: AppDeps) {
   const pipelines = new PipelineService(deps.db, deps.config, deps.log);
-  const app = new Elysia({ serve: { maxRequestBodySize: deps.config.http.body_limit_bytes } })
+  const limit = deps.config.http.body_limit_bytes;
+  const app = new Elysia({ serve: { maxRequestBodySize: limit } })
+    // Bun.serve enforces the limit on the wire; this answers early, with our error format, when the length is declared.
+    .onRequest(({ request, set }) => {
+      const length = Number(request.headers.get("content-length") ?? 0);
+      if (length > limit) {
+        set.status = 413;
+        return new ApiError(413, "body_too_large", `request body is ${length} bytes; the limit is ${limit} (http.body_limit_bytes)`).body();
+      }
+    })
     .onError(({ error, code, set }) => {
       if (error instanceof ApiError) {
         set.status = error.status;

@@ -36,7 +36,7 @@ export async function testApp(options: { databaseUrl?: string; bodyLimit?: numbe
         method,
         headers: {
           ...(init.token ? { authorization: `Bearer ${init.token}` } : {}),
-          ...(init.body === undefined ? {} : { "content-type": "application/json" }),
+          ...(init.body === undefined ? {} : { "content-type": "application/json", "content-length": String(Buffer.byteLength(typeof init.body === "string" ? init.body : JSON.stringify(init.body))) }),
           ...init.headers,
         },
         ...(init.body === undefined ? {} : { body: typeof init.body === "string" ? init.body : JSON.stringify(init.body) }),
