@@ -2,6 +2,7 @@ import { mkdirSync } from "node:fs";
 import type { ApplianceConfig } from "./config/schema.ts";
 import { buildApp } from "./api/app.ts";
 import { ApiError } from "./api/errors.ts";
+import { AuditRelay } from "./audit/relay.ts";
 import { AuthService, loadOrCreateSecret } from "./auth/service.ts";
 import { pingProbe, type ComponentHealth, type HealthProbe } from "./api/health/service.ts";
 import { openDatabase, type ControlDb } from "./db/client.ts";
@@ -170,6 +171,8 @@ export async function serve(config: ApplianceConfig, log: Logger): Promise<Runni
     await seedDeclaredPipelines(controlDb.current!, config, log);
   });
   const reconciler = startReconciler(controlDb, supervisor, config, log);
+  const auditRelay = new AuditRelay(() => controlDb.current?.db, config.kafka, log);
+  auditRelay.start();
   void dbReady.then(() => reconciler.reconcileNow()).catch((error) => log.error({ err: (error as Error).message }, "storing declared pipelines failed"));
   const app = buildApp({ config, probes, metrics, auth, db: () => currentDb(controlDb), supervisor, log }).listen({ hostname: config.http.host, port: config.http.port });
   const url = `http://${config.http.host}:${app.server!.port}`;
@@ -181,6 +184,7 @@ export async function serve(config: ApplianceConfig, log: Logger): Promise<Runni
     async stop() {
       reconciler.stop();
       await supervisor.stop();
+      await auditRelay.stop();
       await app.stop();
       await kafka.close().catch(() => undefined);
       await Promise.race([dbReady, Bun.sleep(100)]);
