@@ -101,6 +101,8 @@ export class ProcessSampler {
       rss_mb_avg: round(mean(this.#rss), 1),
       rss_mb_max: round(Math.max(...this.#rss), 1),
       rss_mb_end: round(this.#rss.at(-1) ?? NaN, 1),
+      rss_mb_series: this.#rss.map((v) => round(v)),
+      cpu_pct_series: this.#cpuPerSecond.map((v) => round(v)),
     };
   }
 }
@@ -115,6 +117,9 @@ export interface ProcessStats {
   rss_mb_avg: number;
   rss_mb_max: number;
   rss_mb_end: number;
+  /** One sample per interval, for spotting growth or spikes. */
+  rss_mb_series: number[];
+  cpu_pct_series: number[];
 }
 
 export function mean(values: number[]): number {

@@ -49,5 +49,6 @@ export async function main(argv: string[]): Promise<number> {
 }
 
 if (import.meta.main) {
-  process.exitCode = await main(process.argv.slice(2));
+  // Exit explicitly: a client still retrying an unreachable broker must not keep a stopped process alive.
+  process.exit(await main(process.argv.slice(2)));
 }

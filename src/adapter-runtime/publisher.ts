@@ -34,6 +34,7 @@ export class Publisher {
   #inFlightCount = 0;
   #retryDelay = RETRY_START_MS;
   #kafkaOk = false;
+  #closed = false;
 
   constructor(
     private readonly sender: RecordSender,
@@ -59,7 +60,7 @@ export class Publisher {
   }
 
   #schedule(delay: number): void {
-    if (this.#inFlight || this.#timer || this.buffered === 0) return;
+    if (this.#closed || this.#inFlight || this.#timer || this.buffered === 0) return;
     this.#timer = setTimeout(() => {
       this.#timer = undefined;
       this.#inFlight = this.#sendOne().finally(() => {
@@ -96,6 +97,13 @@ export class Publisher {
       this.#queue = this.#queue.slice(this.#head);
       this.#head = 0;
     }
+  }
+
+  /** Stops retrying; what is still queued stays counted in `buffered`. */
+  close(): void {
+    this.#closed = true;
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
   }
 
   /** Sends everything queued; false when the deadline passed first (what is left is reported). */

@@ -212,6 +212,7 @@ class AdapterProcess {
     this.log.info({ signal }, "stopping: no new reads, flushing to Kafka");
     await instance.stop();
     const flushed = await this.#publisher.flush(FLUSH_BUDGET_MS);
+    this.#publisher.close();
     await this.#producer?.close().catch(() => undefined);
     server.stop(true);
     clearTimeout(hardStop);

@@ -1,0 +1,444 @@
+import type { Quality, Reading } from "../../envelope/reading.ts";
+import {
+  addValue,
+  createStats,
+  DEFAULT_STATS_CONFIG,
+  statsFromJSON,
+  statsToJSON,
+  summarize,
+  type Stats,
+  type StatsConfig,
+  type StatsJSON,
+} from "./stats.ts";
+
+export const RESOLUTION_MS = { "1s": 1_000, "10s": 10_000, "1min": 60_000, "1hour": 3_600_000 } as const;
+export type Resolution = keyof typeof RESOLUTION_MS;
+export const RESOLUTIONS = Object.keys(RESOLUTION_MS) as Resolution[];
+export const AGGREGATE_TOPICS: Record<Resolution, string> = {
+  "1s": "telemetry.1s",
+  "10s": "telemetry.10s",
+  "1min": "telemetry.1min",
+  "1hour": "telemetry.1hour",
+};
+export const LATE_EVENTS_TOPIC = "events.clean";
+export const AGGREGATOR_SOURCE = "aggregator";
+export const SNAPSHOT_VERSION = 1;
+
+/** Out-of-order tolerance within one tag; per-tag Kafka ordering makes real disorder rare, so a few seconds do. */
+export const DEFAULT_ALLOWED_LATENESS_MS = 5_000;
+/** Closed windows kept per resolution for late corrections (2 → 2 s of 1s windows, 2 h of 1hour windows). */
+export const DEFAULT_RETAINED_WINDOWS = 2;
+/** A tag silent for this much partition time starts closing its windows as if its clock ran with the partition's. */
+export const DEFAULT_IDLE_GRACE_MS = 60_000;
+/** Idle tags are checked once per this much partition time, so the scan over all tags is amortised. */
+export const SWEEP_INTERVAL_MS = 1_000;
+
+/** Epoch-aligned: [start, start + resolution). A sample exactly at a window's end opens the next one. */
+export function windowStart(time: number, resolution: Resolution): number {
+  const size = RESOLUTION_MS[resolution];
+  return Math.floor(time / size) * size;
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Event-time window engine, shared with the completeness ledger.
+//
+// Watermarks are per tag: a tag's windows close when its own latest device time, less the allowed
+// lateness, passes their end. A per-partition watermark would let live tags close every window of a
+// gateway replaying three days of buffered data in the same partition, and drop all of it as too late.
+// Per tag, the replay's windows close by its own event time and come out whole.
+//
+// A tag that stops sending would then never close its last windows, so the partition keeps a clock
+// (the newest gateway_time seen, NTP-disciplined unlike device clocks) and a tag idle for longer than
+// `idle_grace_ms` of that clock has its watermark carried forward by the excess, as if its clock ran on.
+// Everything is a function of the records processed: no wall clock, so a replay emits the same windows.
+// ---------------------------------------------------------------------------------------------------
+
+export interface WindowTiming {
+  allowed_lateness_ms: number;
+  retained_windows: number;
+  idle_grace_ms: number;
+}
+
+export interface WindowSlot<W> {
+  start: number;
+  /** -1 until first emitted; each late correction re-emits with revision + 1. */
+  revision: number;
+  data: W;
+}
+
+export interface TagTimeline<W> {
+  asset_id: string;
+  parameter: string;
+  /** Latest device time seen for the tag. */
+  max_time: number;
+  /** The partition clock when the tag last had a sample. */
+  arrival_clock: number;
+  /** Highest watermark reached: it never moves back, so a forgotten window can never be emitted afresh. */
+  watermark: number;
+  /** Per resolution, ascending by start: the open windows and the retained closed ones. */
+  windows: Partial<Record<Resolution, WindowSlot<W>[]>>;
+}
+
+export interface Timeline<W> {
+  clock: number | null;
+  last_sweep: number | null;
+  tags: Map<string, TagTimeline<W>>;
+}
+
+export interface Emission<W> {
+  tag: TagTimeline<W>;
+  resolution: Resolution;
+  slot: WindowSlot<W>;
+}
+
+export interface Sample {
+  asset_id: string;
+  parameter: string;
+  /** Event time (device time), ms. */
+  time: number;
+  /** Gateway time, ms: drives the partition clock. */
+  gateway_time: number;
+}
+
+export interface Ingested<W> {
+  emitted: Emission<W>[];
+  /** Resolutions whose window for this sample was already closed and forgotten. */
+  too_late: Resolution[];
+  /** The tag's watermark when the sample arrived. */
+  watermark: number;
+}
+
+export interface WindowHooks<W> {
+  create: (resolution: Resolution) => W;
+  /** Apply the sample to a window's data; `late` when the window had already closed or been emitted. */
+  update: (data: W, late: boolean) => void;
+  /** When set, windows a tag skipped entirely (no samples) are created with this data, at most `max_fill` per resolution. */
+  fill?: { create: (resolution: Resolution) => W; max_fill: number };
+}
+
+export function createTimeline<W>(): Timeline<W> {
+  return { clock: null, last_sweep: null, tags: new Map() };
+}
+
+/** Advance and return the tag's watermark: latest device time − lateness, carried on by idle time past the grace. */
+export function tagWatermark(tag: TagTimeline<unknown>, clock: number, timing: WindowTiming): number {
+  const idle = Math.max(0, clock - tag.arrival_clock - timing.idle_grace_ms);
+  tag.watermark = Math.max(tag.watermark, tag.max_time + idle - timing.allowed_lateness_ms);
+  return tag.watermark;
+}
+
+function findSlot<W>(slots: WindowSlot<W>[], start: number): { slot: WindowSlot<W> | undefined; at: number } {
+  // Samples mostly land in the newest window: search from the end.
+  let at = slots.length;
+  while (at > 0 && (slots[at - 1] as WindowSlot<W>).start >= start) at--;
+  const slot = slots[at];
+  return { slot: slot?.start === start ? slot : undefined, at };
+}
+
+/** Emit windows the watermark has passed, then forget closed ones beyond the retention horizon. */
+function closeDue<W>(tag: TagTimeline<W>, watermark: number, resolutions: readonly Resolution[], timing: WindowTiming, out: Emission<W>[]): void {
+  for (const resolution of resolutions) {
+    const slots = tag.windows[resolution];
+    if (!slots) continue;
+    const size = RESOLUTION_MS[resolution];
+    let expired = 0;
+    for (const slot of slots) {
+      const end = slot.start + size;
+      if (end > watermark) break;
+      if (slot.revision < 0) {
+        slot.revision = 0;
+        out.push({ tag, resolution, slot });
+      }
+      if (end <= watermark - timing.retained_windows * size) expired++;
+    }
+    if (expired > 0) slots.splice(0, expired);
+  }
+}
+
+function advanceClock<W>(timeline: Timeline<W>, gatewayTime: number): void {
+  if (timeline.clock === null || gatewayTime > timeline.clock) timeline.clock = gatewayTime;
+}
+
+/** Close windows of every tag whose (idle-extended) watermark passed them; runs once per SWEEP_INTERVAL_MS of clock. */
+function sweep<W>(timeline: Timeline<W>, resolutions: readonly Resolution[], timing: WindowTiming, out: Emission<W>[]): void {
+  const clock = timeline.clock;
+  if (clock === null || (timeline.last_sweep !== null && clock - timeline.last_sweep < SWEEP_INTERVAL_MS)) return;
+  timeline.last_sweep = clock;
+  for (const tag of timeline.tags.values()) closeDue(tag, tagWatermark(tag, clock, timing), resolutions, timing, out);
+}
+
+/** Create the empty windows strictly between the tag's previous window and the sample's. */
+function fillSkipped<W>(tag: TagTimeline<W>, time: number, resolutions: readonly Resolution[], fill: NonNullable<WindowHooks<W>["fill"]>): void {
+  for (const resolution of resolutions) {
+    const size = RESOLUTION_MS[resolution];
+    const slots = (tag.windows[resolution] ??= []);
+    const first = windowStart(tag.max_time, resolution) + size;
+    const last = windowStart(time, resolution) - size;
+    // The newest skipped windows matter most to a reader; an older stretch is already told by the gap event.
+    for (let start = Math.max(first, last - (fill.max_fill - 1) * size); start <= last; start += size) {
+      slots.push({ start, revision: -1, data: fill.create(resolution) });
+    }
+  }
+}
+
+/**
+ * Place one sample in its window at each resolution, then emit what closed. A sample whose window
+ * already closed but is still retained re-emits it with revision + 1; one whose window is past the
+ * retention horizon is reported in `too_late`, never silently dropped.
+ */
+export function ingest<W>(timeline: Timeline<W>, sample: Sample, resolutions: readonly Resolution[], timing: WindowTiming, hooks: WindowHooks<W>): Ingested<W> {
+  advanceClock(timeline, sample.gateway_time);
+  const clock = timeline.clock as number;
+  const key = `${sample.asset_id}/${sample.parameter}`;
+  let tag = timeline.tags.get(key);
+  const emitted: Emission<W>[] = [];
+  const too_late: Resolution[] = [];
+
+  if (!tag) {
+    const watermark = sample.time - timing.allowed_lateness_ms;
+    tag = { asset_id: sample.asset_id, parameter: sample.parameter, max_time: sample.time, arrival_clock: clock, watermark, windows: {} };
+    timeline.tags.set(key, tag);
+  } else if (hooks.fill && sample.time > tag.max_time) {
+    fillSkipped(tag, sample.time, resolutions, hooks.fill);
+  }
+  const watermark = tagWatermark(tag, clock, timing);
+
+  for (const resolution of resolutions) {
+    const size = RESOLUTION_MS[resolution];
+    const start = windowStart(sample.time, resolution);
+    const late = start + size <= watermark;
+    if (late && start + size <= watermark - timing.retained_windows * size) {
+      too_late.push(resolution);
+      continue;
+    }
+    const slots = (tag.windows[resolution] ??= []);
+    let { slot, at } = findSlot(slots, start);
+    if (!slot) slots.splice(at, 0, (slot = { start, revision: -1, data: hooks.create(resolution) }));
+    hooks.update(slot.data, late || slot.revision >= 0);
+    if (slot.revision >= 0) {
+      slot.revision += 1;
+      emitted.push({ tag, resolution, slot });
+    }
+  }
+
+  tag.max_time = Math.max(tag.max_time, sample.time);
+  tag.arrival_clock = clock;
+  closeDue(tag, tagWatermark(tag, clock, timing), resolutions, timing, emitted);
+  sweep(timeline, resolutions, timing, emitted);
+  return { emitted, too_late, watermark };
+}
+
+/**
+ * Move the partition clock without a sample, e.g. from wall time while a partition is silent, so idle
+ * tags' windows close. Optional: emissions then depend on when it was called, not only on the records.
+ */
+export function advanceTimeline<W>(timeline: Timeline<W>, gatewayTime: number, resolutions: readonly Resolution[], timing: WindowTiming): Emission<W>[] {
+  advanceClock(timeline, gatewayTime);
+  const out: Emission<W>[] = [];
+  sweep(timeline, resolutions, timing, out);
+  return out;
+}
+
+export interface TimelineSnapshot<J> {
+  clock: number | null;
+  last_sweep: number | null;
+  tags: [key: string, tag: TagTimeline<J>][];
+}
+
+export function snapshotTimeline<W, J>(timeline: Timeline<W>, toJSON: (data: W) => J): TimelineSnapshot<J> {
+  const tags = [...timeline.tags].map(([key, tag]): [string, TagTimeline<J>] => {
+    const windows: Partial<Record<Resolution, WindowSlot<J>[]>> = {};
+    for (const [resolution, slots] of Object.entries(tag.windows) as [Resolution, WindowSlot<W>[]][]) {
+      windows[resolution] = slots.map((s) => ({ start: s.start, revision: s.revision, data: toJSON(s.data) }));
+    }
+    return [key, { ...tag, windows }];
+  });
+  return structuredClone({ clock: timeline.clock, last_sweep: timeline.last_sweep, tags });
+}
+
+export function restoreTimeline<W, J>(snapshot: TimelineSnapshot<J>, fromJSON: (json: J) => W): Timeline<W> {
+  const tags = new Map<string, TagTimeline<W>>();
+  for (const [key, tag] of snapshot.tags) {
+    const windows: Partial<Record<Resolution, WindowSlot<W>[]>> = {};
+    for (const [resolution, slots] of Object.entries(tag.windows) as [Resolution, WindowSlot<J>[]][]) {
+      windows[resolution] = slots.map((s) => ({ start: s.start, revision: s.revision, data: fromJSON(structuredClone(s.data)) }));
+    }
+    tags.set(key, { ...tag, windows });
+  }
+  return { clock: snapshot.clock, last_sweep: snapshot.last_sweep, tags };
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Aggregator: multi-resolution aggregates of clean readings.
+// ---------------------------------------------------------------------------------------------------
+
+export interface AggregatorConfig extends WindowTiming, StatsConfig {
+  resolutions: Resolution[];
+}
+
+export const DEFAULT_AGGREGATOR_CONFIG: AggregatorConfig = {
+  resolutions: RESOLUTIONS,
+  allowed_lateness_ms: DEFAULT_ALLOWED_LATENESS_MS,
+  retained_windows: DEFAULT_RETAINED_WINDOWS,
+  idle_grace_ms: DEFAULT_IDLE_GRACE_MS,
+  ...DEFAULT_STATS_CONFIG,
+};
+
+interface QualityCounts {
+  good: number;
+  suspect: number;
+  uncertain: number;
+  bad: number;
+}
+
+interface AggWindow {
+  unit: string | null;
+  stats: Stats;
+  quality: QualityCounts;
+}
+
+interface AggWindowJSON {
+  unit: string | null;
+  stats: StatsJSON;
+  quality: QualityCounts;
+}
+
+/** One per input partition. */
+export interface AggregatorState {
+  config: AggregatorConfig;
+  timeline: Timeline<AggWindow>;
+}
+
+export interface AggregatorSnapshot extends TimelineSnapshot<AggWindowJSON> {
+  version: typeof SNAPSHOT_VERSION;
+}
+
+export interface Output {
+  topic: string;
+  key: string;
+  value: string;
+}
+
+export interface AggregateRecord {
+  asset_id: string;
+  parameter: string;
+  unit: string | null;
+  resolution: Resolution;
+  window_start: string;
+  window_end: string;
+  revision: number;
+  aggregates: { avg: number; min: number; max: number; stddev: number; count: number; p50: number; p95: number; p99: number };
+  quality_summary: { good_samples: number; suspect_samples: number; uncertain_samples: number; bad_samples: number; pct_good: number };
+}
+
+/** The fields of a clean reading the aggregator reads. */
+export type AggregatorInput = Pick<Reading, "asset_id" | "parameter" | "value" | "unit" | "quality"> & {
+  timestamps: Pick<Reading["timestamps"], "device_time" | "gateway_time">;
+};
+
+const QUALITY_FIELD: Record<Quality, keyof QualityCounts> = { GOOD: "good", SUSPECT: "suspect", UNCERTAIN: "uncertain", BAD: "bad" };
+const PCT_DECIMALS = 100;
+
+export function createAggregatorState(config: Partial<AggregatorConfig> = {}): AggregatorState {
+  return { config: { ...DEFAULT_AGGREGATOR_CONFIG, ...config }, timeline: createTimeline() };
+}
+
+function toRecord({ tag, resolution, slot }: Emission<AggWindow>): AggregateRecord {
+  const s = summarize(slot.data.stats);
+  const q = slot.data.quality;
+  return {
+    asset_id: tag.asset_id,
+    parameter: tag.parameter,
+    unit: slot.data.unit,
+    resolution,
+    window_start: new Date(slot.start).toISOString(),
+    window_end: new Date(slot.start + RESOLUTION_MS[resolution]).toISOString(),
+    revision: slot.revision,
+    aggregates: { avg: s.avg, min: s.min, max: s.max, stddev: s.stddev, count: s.count, p50: s.p50, p95: s.p95, p99: s.p99 },
+    quality_summary: {
+      good_samples: q.good,
+      suspect_samples: q.suspect,
+      uncertain_samples: q.uncertain,
+      bad_samples: q.bad,
+      pct_good: Math.round((q.good / s.count) * 100 * PCT_DECIMALS) / PCT_DECIMALS,
+    },
+  };
+}
+
+/** Keyed like the reading (`asset_id/parameter`): same partitioner as telemetry.clean, and a revision follows its original. */
+function toOutput(emission: Emission<AggWindow>): Output {
+  const record = toRecord(emission);
+  return { topic: AGGREGATE_TOPICS[record.resolution], key: `${record.asset_id}/${record.parameter}`, value: JSON.stringify(record) };
+}
+
+/**
+ * Add one clean reading; returns the aggregate records that closed or were corrected, and a
+ * `late_data_dropped` event when the reading was too late for some resolution. Only numeric values are
+ * aggregated: booleans, strings and nulls are states, not measurements, and are skipped whole.
+ */
+export function aggregate(state: AggregatorState, reading: AggregatorInput): Output[] {
+  if (typeof reading.value !== "number" || !Number.isFinite(reading.value)) return [];
+  const value = reading.value;
+  const { config } = state;
+  const time = Date.parse(reading.timestamps.device_time ?? reading.timestamps.gateway_time);
+  const { emitted, too_late, watermark } = ingest(
+    state.timeline,
+    { asset_id: reading.asset_id, parameter: reading.parameter, time, gateway_time: Date.parse(reading.timestamps.gateway_time) },
+    config.resolutions,
+    config,
+    {
+      create: () => ({ unit: reading.unit ?? null, stats: createStats(), quality: { good: 0, suspect: 0, uncertain: 0, bad: 0 } }),
+      update: (w) => {
+        addValue(w.stats, value, config);
+        w.quality[QUALITY_FIELD[reading.quality]] += 1;
+      },
+    },
+  );
+  const outputs = emitted.map(toOutput);
+  if (too_late.length > 0) {
+    outputs.push(lateDroppedEvent(AGGREGATOR_SOURCE, reading.asset_id, reading.parameter, time, watermark, too_late, { value }));
+  }
+  return outputs;
+}
+
+/** One event per too-late reading, naming every resolution it missed: nothing is dropped silently. */
+export function lateDroppedEvent(
+  source: string,
+  asset_id: string,
+  parameter: string,
+  time: number,
+  watermark: number,
+  resolutions: Resolution[],
+  extra: Record<string, unknown> = {},
+): Output {
+  const value = {
+    event_type: "late_data_dropped",
+    severity: "WARNING",
+    source,
+    asset_id,
+    parameter,
+    time: new Date(time).toISOString(),
+    resolutions,
+    watermark: new Date(watermark).toISOString(),
+    ...extra,
+    message: `reading at ${new Date(time).toISOString()} arrived after its ${resolutions.join("/")} windows were closed and forgotten`,
+  };
+  return { topic: LATE_EVENTS_TOPIC, key: `${asset_id}/${parameter}`, value: JSON.stringify(value) };
+}
+
+/** See `advanceTimeline`: closes idle tags' windows from an outside clock. */
+export function advanceWatermark(state: AggregatorState, gatewayTimeMs: number): Output[] {
+  return advanceTimeline(state.timeline, gatewayTimeMs, state.config.resolutions, state.config).map(toOutput);
+}
+
+export function snapshotAggregator(state: AggregatorState): AggregatorSnapshot {
+  const timeline = snapshotTimeline(state.timeline, (w: AggWindow): AggWindowJSON => ({ unit: w.unit, stats: statsToJSON(w.stats), quality: { ...w.quality } }));
+  return { version: SNAPSHOT_VERSION, ...timeline };
+}
+
+/** Config is not in the snapshot: it comes from the deployment, and may change across a restart. */
+export function restoreAggregator(snapshot: AggregatorSnapshot, config: Partial<AggregatorConfig> = {}): AggregatorState {
+  if (snapshot.version !== SNAPSHOT_VERSION) throw new Error(`aggregator snapshot version ${snapshot.version}, expected ${SNAPSHOT_VERSION}`);
+  const timeline = restoreTimeline(snapshot, (j: AggWindowJSON): AggWindow => ({ unit: j.unit, stats: statsFromJSON(j.stats), quality: { ...j.quality } }));
+  return { config: { ...DEFAULT_AGGREGATOR_CONFIG, ...config }, timeline };
+}
