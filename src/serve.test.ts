@@ -7,6 +7,11 @@ import pino from "pino";
 import { KAFKA_BOOTSTRAP, kafkaUp } from "../test/support/services.ts";
 import { loadApplianceConfig } from "./config/load.ts";
 import { serve, type RunningAppliance } from "./serve.ts";
+import { parsePlant } from "../adapters/modbus/plant.ts";
+import { startModbusTcpSimulator } from "../adapters/modbus-tcp/simulator.ts";
+import { KafkaAdmin } from "./kafka/admin.ts";
+import { readTopic } from "./kafka/reader.ts";
+import { kafkaConnection, uniqueName } from "../test/support/services.ts";
 
 function capturingLogger() {
   const lines: string[] = [];
@@ -58,4 +63,62 @@ describe.skipIf(!kafkaUp)("gateway serve", () => {
     expect(body.components.kafka.status).toBe("ok");
     expect(lines.some((l) => l.includes("control DB unavailable") && l.includes("127.0.0.1:1"))).toBe(true);
   });
+
+  test("a declared pipeline runs under the supervisor; a killed adapter is restarted and readings resume", async () => {
+    const simulator = await startModbusTcpSimulator({
+      basePort: 0,
+      plant: parsePlant({ name: "t", devices: [{ name: "d", unit_id: 1, registers: { "40001": { type: "uint16", waveform: { kind: "counter", every_s: 1 } } } }] }, "t"),
+    });
+    const admin = new KafkaAdmin(kafkaConnection());
+    const topic = uniqueName("test.serve");
+    await admin.createTopic(topic, 1);
+    try {
+      const { log } = capturingLogger();
+      running = await serve(
+        config({
+          supervisor: { health_interval_ms: 200, reconcile_interval_ms: 200 },
+          pipelines: [
+            {
+              id: "well",
+              adapter: {
+                protocol: "modbus_tcp",
+                source: { host: "127.0.0.1", port: simulator.portOf("d") },
+                mapping: { registers: { "40001": { param: "counter" } } },
+                output: { asset_id: "well", topic },
+                poll_interval_ms: 100,
+              },
+            },
+          ],
+        }),
+        log,
+      );
+      const status = () => running!.supervisor.status().find((p) => p.pipeline_id === "well");
+      const until = async (check: () => boolean | undefined, ms: number) => {
+        const deadline = Date.now() + ms;
+        while (!check()) {
+          if (Date.now() > deadline) throw new Error(`timed out; status ${JSON.stringify(status())}`);
+          await Bun.sleep(50);
+        }
+      };
+      await until(() => status()?.state === "running", 20_000);
+      const firstPid = status()!.pid!;
+      process.kill(firstPid, "SIGKILL");
+      await until(() => status()?.restarts === 1 && status()?.state === "running", 20_000);
+      expect(status()!.pid).not.toBe(firstPid);
+      const restartedAt = Date.now();
+      await Bun.sleep(1000);
+      const readings = (await readTopic(kafkaConnection(), topic, { idleMs: 1000, timeoutMs: 4000 })).map((r) => JSON.parse(r.value!));
+      expect(readings.some((r) => Date.parse(r.timestamps.device_time) > restartedAt)).toBe(true);
+      const health = await (await fetch(`${running.url}/api/v1/health`)).json();
+      expect(health.components.adapters.pipelines[0]).toMatchObject({ pipeline_id: "well", restarts: 1 });
+      const metrics = await (await fetch(`${running.url}/metrics`)).text();
+      expect(metrics).toMatch(/gateway_adapter_restarts_total\{[^}]*pipeline_id="well"[^}]*\} 1/);
+    } finally {
+      await running?.stop();
+      running = undefined;
+      await simulator.stop();
+      await admin.deleteTopics([topic]).catch(() => undefined);
+      await admin.close();
+    }
+  }, 60_000);
 });
