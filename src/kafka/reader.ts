@@ -1,4 +1,4 @@
-import { Consumer, FetchIsolationLevels, MessagesStreamModes, stringDeserializers } from "@platformatic/kafka";
+import { Consumer, FetchIsolationLevels, ListOffsetTimestamps, MessagesStreamModes, stringDeserializers } from "@platformatic/kafka";
 import { baseClientOptions, type KafkaConnection } from "./connection.ts";
 import type { ConsumedRecord } from "./processor.ts";
 
@@ -88,6 +88,56 @@ export async function lastRecord(connection: KafkaConnection, topic: string, par
       if (last) return last;
     }
     return undefined;
+  } finally {
+    await consumer.close(true);
+  }
+}
+
+/**
+ * The last `count` committed records of a topic (at most `count` per partition, newest last),
+ * read from the end offsets without joining any group that matters. For the DLQ browser.
+ */
+export async function readLast(connection: KafkaConnection, topic: string, count: number, timeoutMs = 3000): Promise<ConsumedRecord[]> {
+  const consumer = new Consumer({
+    ...baseClientOptions(connection, "reader"),
+    groupId: `reader-${crypto.randomUUID()}`,
+    deserializers: stringDeserializers,
+    isolationLevel: FetchIsolationLevels.READ_COMMITTED,
+    autocommit: false,
+  });
+  try {
+    const ends = (await consumer.listOffsets({ topics: [topic], isolationLevel: FetchIsolationLevels.READ_COMMITTED })).get(topic) ?? [];
+    const starts = (await consumer.listOffsets({ topics: [topic], timestamp: ListOffsetTimestamps.EARLIEST })).get(topic) ?? [];
+    const wanted = ends
+      .map((end, partition) => {
+        const earliest = starts[partition] ?? 0n;
+        const from = end - BigInt(count) > earliest ? end - BigInt(count) : earliest;
+        return { partition, from, end };
+      })
+      .filter((p) => p.end > p.from);
+    if (wanted.length === 0) return [];
+    const records: ConsumedRecord[] = [];
+    const stream = await consumer.consume({
+      topics: [topic],
+      mode: MessagesStreamModes.MANUAL,
+      offsets: wanted.map((p) => ({ topic, partition: p.partition, offset: p.from })),
+      autocommit: false,
+      maxWaitTime: 200,
+    });
+    stream.on("data", (m) => records.push({ topic: m.topic, partition: m.partition, offset: m.offset, key: m.key, value: m.value, headers: m.headers, timestamp: m.timestamp }));
+    // Transaction markers occupy offsets too: a partition is done once a record at or past
+    // end - 1 arrived, or when nothing arrived for a while.
+    const deadline = Date.now() + timeoutMs;
+    let seen = 0;
+    let lastChange = Date.now();
+    const done = () => wanted.every((p) => records.some((r) => r.partition === p.partition && r.offset >= p.end - 1n));
+    while (Date.now() < deadline && !done()) {
+      if (records.length !== seen) [seen, lastChange] = [records.length, Date.now()];
+      else if (seen > 0 && Date.now() - lastChange > 500) break;
+      await Bun.sleep(20);
+    }
+    await stream.close();
+    return records.filter((r) => wanted.some((p) => p.partition === r.partition && r.offset < p.end));
   } finally {
     await consumer.close(true);
   }
