@@ -58,6 +58,7 @@ const { values: args } = parseArgs({
     "ref-ceiling-records": { type: "string", default: "1000000" },
     "keep-topics": { type: "boolean", default: false },
     "cpu-prof": { type: "string" },
+    "bun-options": { type: "string", default: "" },
     json: { type: "string" },
     help: { type: "boolean", short: "h", default: false },
   },
@@ -67,7 +68,7 @@ if (args.help) {
   console.log(
     "usage: bun bench/modbus.ts [--devices 100] [--registers 100] [--seconds 60] [--warmup 5] [--poll-ms 1000]\n" +
       "       [--partitions 6] [--variants uint16,mixed] [--runners bun,binary] [--binary dist/gateway]\n" +
-      "       [--no-kafka-ref] [--ref-ceiling-records 1000000] [--cpu-prof DIR] [--json FILE] [--keep-topics]",
+      "       [--no-kafka-ref] [--ref-ceiling-records 1000000] [--cpu-prof DIR] [--bun-options '--smol'] [--json FILE] [--keep-topics]",
   );
   process.exit(0);
 }
@@ -279,9 +280,11 @@ async function runAdapter(variant: Variant, runner: Runner, plant: Plant, basePo
   const cmd = runner === "bun"
     ? [process.execPath, ...(profDir ? ["--cpu-prof", "--cpu-prof-md", `--cpu-prof-dir=${profDir}`] : []), "src/main.ts", "adapter"]
     : [binary, "adapter"];
-  const env = runner === "bun"
+  const env: Record<string, string | undefined> = runner === "bun"
     ? { ...process.env, CONFIG_JSON: encodeConfigJson(config) }
     : { PATH: "/usr/bin:/bin", HOME: process.env.HOME, CONFIG_JSON: encodeConfigJson(config) };
+  // BUN_OPTIONS reaches compiled binaries too (e.g. --smol: a smaller heap, collected more often).
+  if (args["bun-options"]) env.BUN_OPTIONS = args["bun-options"];
   log(`${variant}/${runner}: starting adapter (${DEVICES} devices x ${fields} fields every ${POLL_MS} ms) -> ${topic}`);
   const child = spawn(cmd, { cwd: runner === "bun" ? repo : scratch, env });
   const brokerPid = findPid("kafka.Kafka ");
@@ -331,7 +334,7 @@ async function runAdapter(variant: Variant, runner: Runner, plant: Plant, basePo
     const run: AdapterRun = {
       variant,
       runner,
-      command: runner === "bun" ? "bun src/main.ts adapter" : `${binary} adapter`,
+      command: (args["bun-options"] ? `BUN_OPTIONS='${args["bun-options"]}' ` : "") + (runner === "bun" ? "bun src/main.ts adapter" : `${args.binary} adapter`),
       devices: DEVICES,
       fields_per_device: fields,
       registers_per_device: REGISTERS,
@@ -532,7 +535,7 @@ function markdown(result: { runs: AdapterRun[]; kafka_reference: ProducerPerfRun
   ];
   for (const r of result.runs) {
     lines.push(
-      `| ${r.variant} (${r.fields_per_device} tags/device) | ${r.runner} | ${r.tags_per_s_kafka} (${r.expected_tags_per_s}) | ${r.registers_per_s} | ` +
+      `| ${r.variant} (${r.fields_per_device} tags/device) | ${r.runner}${args["bun-options"] ? ` (BUN_OPTIONS=${args["bun-options"]})` : ""} | ${r.tags_per_s_kafka} (${r.expected_tags_per_s}) | ${r.registers_per_s} | ` +
         `${r.adapter.cpu_pct} (${r.adapter.cpu_pct_max_1s}) | ${r.adapter.rss_mb_avg} / ${r.adapter.rss_mb_max} | ${r.simulator.cpu_pct} | ${r.broker?.cpu_pct ?? "-"} | ` +
         `${r.no_loss ? "yes" : "NO"} (${r.summary?.readings_total} = ${r.summary?.sent_total} = ${r.topic_records}) |`,
     );

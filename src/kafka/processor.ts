@@ -12,6 +12,7 @@ import {
 import type { Logger } from "../log/logger.ts";
 import { baseClientOptions, type KafkaConnection } from "./connection.ts";
 import type { OutgoingRecord } from "./producer.ts";
+import { readPartition } from "./reader.ts";
 
 export interface ConsumedRecord {
   topic: string;
@@ -21,6 +22,19 @@ export interface ConsumedRecord {
   value: string | undefined;
   headers: Map<string, string>;
   timestamp: bigint;
+}
+
+/**
+ * Per-key state kept in a compacted changelog topic, written in the same transaction as the
+ * outputs (the worker emits changelog records among its outputs, to the input's partition number).
+ * When a partition of `followsTopic` is assigned, its changelog partition is read back before any
+ * of its records are processed; when it is revoked, its state is dropped.
+ */
+export interface KeyedStateOptions {
+  changelogTopic: string;
+  followsTopic: string;
+  restore(partition: number, records: ConsumedRecord[]): void;
+  drop(partition: number): void;
 }
 
 export interface ProcessorOptions {
@@ -34,6 +48,7 @@ export interface ProcessorOptions {
   /** Called on start and after every restart from committed offsets, so in-memory state is rebuilt, not carried over. */
   onRestart?: () => void | Promise<void>;
   log: Logger;
+  state?: KeyedStateOptions;
   maxBatch?: number;
   maxWaitMs?: number;
 }
@@ -76,6 +91,8 @@ export class TransactionalProcessor {
   #flushing: Promise<void> = Promise.resolve();
   #stopped = false;
   #restarting = false;
+  /** Partitions of state.followsTopic whose changelog has been restored into memory. */
+  #restored = new Set<number>();
   committedBatches = 0;
 
   constructor(options: ProcessorOptions) {
@@ -104,6 +121,8 @@ export class TransactionalProcessor {
   async #openStream(): Promise<void> {
     const { connection, groupId, inputTopics } = this.#options;
     this.#pending = [];
+    for (const partition of this.#restored) this.#options.state?.drop(partition);
+    this.#restored.clear();
     await this.#options.onRestart?.();
     this.#consumer = new Consumer({
       ...baseClientOptions(connection, `${groupId}-consumer`),
@@ -146,11 +165,13 @@ export class TransactionalProcessor {
     stream.pause();
     let transaction: StringTransaction | undefined;
     try {
-      const outputs = await this.#options.process(batch.map(toConsumed));
+      const owned = await this.#syncState();
+      const mine = owned ? batch.filter((m) => owned(m)) : batch;
+      const outputs = await this.#options.process(mine.map(toConsumed));
       transaction = await this.#producer!.beginTransaction();
       await transaction.addConsumer(this.#consumer!);
       if (outputs.length > 0) await transaction.send({ messages: outputs });
-      for (const last of lastPerPartition(batch)) await transaction.addOffset(last);
+      for (const last of lastPerPartition(mine)) await transaction.addOffset(last);
       await transaction.commit();
       this.committedBatches++;
     } catch (error) {
@@ -161,6 +182,30 @@ export class TransactionalProcessor {
     if (this.#pending.length >= this.#maxBatch) this.#scheduleFlush(0);
     else if (this.#pending.length > 0) this.#scheduleFlush(this.#maxWaitMs);
     stream.resume();
+  }
+
+  /**
+   * Restores state for newly assigned partitions and drops it for revoked ones. Returns a filter
+   * for records of partitions this member still owns; the rest belong to the new owner.
+   */
+  async #syncState(): Promise<((m: StringMessage) => boolean) | undefined> {
+    const state = this.#options.state;
+    if (!state) return undefined;
+    const assignment = (this.#consumer?.assignments ?? []).find((a) => a.topic === state.followsTopic);
+    const assigned = new Set(assignment?.partitions ?? []);
+    for (const partition of this.#restored) {
+      if (!assigned.has(partition)) {
+        state.drop(partition);
+        this.#restored.delete(partition);
+      }
+    }
+    for (const partition of assigned) {
+      if (this.#restored.has(partition)) continue;
+      state.restore(partition, await readPartition(this.#options.connection, state.changelogTopic, partition));
+      this.#restored.add(partition);
+    }
+    const ownedTopics = new Map((this.#consumer?.assignments ?? []).map((a) => [a.topic, new Set(a.partitions)]));
+    return (m) => ownedTopics.get(m.topic)?.has(m.partition) ?? false;
   }
 
   /** A transaction that cannot be aborted leaves the producer unusable; a new one with the same id fences it. */

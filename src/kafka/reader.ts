@@ -142,3 +142,60 @@ export async function readLast(connection: KafkaConnection, topic: string, count
     await consumer.close(true);
   }
 }
+
+/**
+ * Everything committed in one partition, from its start to its current end: restoring a state
+ * changelog. Compaction and transaction markers leave offset gaps, so the end is judged by offset.
+ */
+export async function readPartition(connection: KafkaConnection, topic: string, partition: number, timeoutMs = 60_000): Promise<ConsumedRecord[]> {
+  const consumer = new Consumer({
+    ...baseClientOptions(connection, "restore"),
+    groupId: `restore-${crypto.randomUUID()}`,
+    deserializers: stringDeserializers,
+    isolationLevel: FetchIsolationLevels.READ_COMMITTED,
+    autocommit: false,
+  });
+  try {
+    const [starts, ends] = await Promise.all([
+      consumer.listOffsets({ topics: [topic], timestamp: ListOffsetTimestamps.EARLIEST }),
+      consumer.listOffsets({ topics: [topic], isolationLevel: FetchIsolationLevels.READ_COMMITTED }),
+    ]);
+    const start = starts.get(topic)?.[partition] ?? 0n;
+    const end = ends.get(topic)?.[partition] ?? 0n;
+    if (end <= start) return [];
+    const records: ConsumedRecord[] = [];
+    const stream = await consumer.consume({
+      topics: [topic],
+      mode: MessagesStreamModes.MANUAL,
+      offsets: [{ topic, partition, offset: start }],
+      autocommit: false,
+      maxWaitTime: 100,
+    });
+    let reachedEnd = false;
+    let lastOffset = start - 1n;
+    stream.on("data", (m) => {
+      if (m.partition !== partition) return;
+      lastOffset = m.offset;
+      if (m.offset < end) records.push({ topic: m.topic, partition: m.partition, offset: m.offset, key: m.key, value: m.value, headers: m.headers, timestamp: m.timestamp });
+      if (m.offset >= end - 1n) reachedEnd = true;
+    });
+    const deadline = Date.now() + timeoutMs;
+    let idleSince = Date.now();
+    let seen = lastOffset;
+    // The last offsets before `end` may be transaction markers that never arrive as records.
+    while (!reachedEnd && Date.now() < deadline) {
+      await Bun.sleep(20);
+      if (lastOffset !== seen) {
+        seen = lastOffset;
+        idleSince = Date.now();
+      } else if (Date.now() - idleSince > 1000) {
+        break;
+      }
+    }
+    await stream.close();
+    if (!reachedEnd && Date.now() >= deadline) throw new Error(`restoring ${topic}[${partition}] timed out at offset ${lastOffset} of ${end}`);
+    return records;
+  } finally {
+    await consumer.close(true);
+  }
+}

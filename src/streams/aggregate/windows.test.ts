@@ -185,12 +185,17 @@ describe("idle tags", () => {
   test("a silent tag's windows close once the partition clock has run past the grace", () => {
     const state = only(["1min"], { allowed_lateness_ms: 5_000, idle_grace_ms: 60_000 });
     feed(state, [sample(T0 + 10 * S, 7)]);
-    const other = (t: number) => sample(t, 1, { parameter: "other" });
-    // Partition time must pass window_end + lateness + grace − the tag's last device time.
-    const before = feed(state, [other(T0 + 114_999)]);
-    expect(records(before).filter((r) => r.parameter === "vibration")).toEqual([]);
-    const after = feed(state, [other(T0 + 116_000)]);
-    expect(records(after).filter((r) => r.parameter === "vibration").map((r) => [r.window_start, r.aggregates.count])).toEqual([[iso(T0), 1]]);
+    const closedAt = (t: number) => records(feed(state, [sample(t, 1, { parameter: "other" })])).filter((r) => r.parameter === "vibration");
+    // Closes when partition time since its last sample passes grace + lateness + (window_end − last sample): 125 s.
+    for (let t = T0 + 11 * S; t < T0 + 125 * S; t += S) expect(closedAt(t)).toEqual([]);
+    expect(closedAt(T0 + 125 * S).map((r) => [r.window_start, r.aggregates.count])).toEqual([[iso(T0), 1]]);
+  });
+
+  test("a jump of the partition clock is not idleness", () => {
+    const state = only(["1min"], { allowed_lateness_ms: 0, idle_grace_ms: 60_000 });
+    feed(state, [sample(T0, 1)]);
+    feed(state, [sample(T0 + 3 * HOUR, 1, { parameter: "other" })]);
+    expect(feed(state, [sample(T0 + 10 * S, 2)])).toEqual([]);
   });
 
   test("a slow tag is not mistaken for late", () => {
@@ -236,6 +241,6 @@ describe("snapshot and restore", () => {
   });
 
   test("a snapshot of another version is refused", () => {
-    expect(() => restoreAggregator({ version: 9, clock: null, last_sweep: null, tags: [] } as never)).toThrow("version");
+    expect(() => restoreAggregator({ version: 9, clock: null, steady: 0, last_sweep: null, tags: [] } as never)).toThrow("version");
   });
 });

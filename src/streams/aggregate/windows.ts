@@ -32,6 +32,12 @@ export const DEFAULT_RETAINED_WINDOWS = 2;
 export const DEFAULT_IDLE_GRACE_MS = 60_000;
 /** Idle tags are checked once per this much partition time, so the scan over all tags is amortised. */
 export const SWEEP_INTERVAL_MS = 1_000;
+/**
+ * A partition's gateway time advances in small steps; a larger step is a discontinuity (live data
+ * joining a replay, a partition waking up after an outage). Counted in full it would make every tag
+ * look idle at once and close a replaying gateway's windows under it, so idleness counts at most this.
+ */
+export const MAX_CLOCK_STEP_MS = 10_000;
 
 /** Epoch-aligned: [start, start + resolution). A sample exactly at a window's end opens the next one. */
 export function windowStart(time: number, resolution: Resolution): number {
@@ -50,7 +56,9 @@ export function windowStart(time: number, resolution: Resolution): number {
 // A tag that stops sending would then never close its last windows, so the partition keeps a clock
 // (the newest gateway_time seen, NTP-disciplined unlike device clocks) and a tag idle for longer than
 // `idle_grace_ms` of that clock has its watermark carried forward by the excess, as if its clock ran on.
-// Everything is a function of the records processed: no wall clock, so a replay emits the same windows.
+// Idleness is measured on a "steady" clock that follows gateway time but takes no step above
+// MAX_CLOCK_STEP_MS. Everything is a function of the records processed: no wall clock, so a replay
+// emits the same windows.
 // ---------------------------------------------------------------------------------------------------
 
 export interface WindowTiming {
@@ -71,8 +79,8 @@ export interface TagTimeline<W> {
   parameter: string;
   /** Latest device time seen for the tag. */
   max_time: number;
-  /** The partition clock when the tag last had a sample. */
-  arrival_clock: number;
+  /** The partition's steady clock when the tag last had a sample. */
+  arrival_steady: number;
   /** Highest watermark reached: it never moves back, so a forgotten window can never be emitted afresh. */
   watermark: number;
   /** Per resolution, ascending by start: the open windows and the retained closed ones. */
@@ -80,7 +88,10 @@ export interface TagTimeline<W> {
 }
 
 export interface Timeline<W> {
+  /** Newest gateway time seen. */
   clock: number | null;
+  /** Partition time with discontinuities capped; idleness and sweeps are measured on it. */
+  steady: number;
   last_sweep: number | null;
   tags: Map<string, TagTimeline<W>>;
 }
@@ -117,12 +128,12 @@ export interface WindowHooks<W> {
 }
 
 export function createTimeline<W>(): Timeline<W> {
-  return { clock: null, last_sweep: null, tags: new Map() };
+  return { clock: null, steady: 0, last_sweep: null, tags: new Map() };
 }
 
 /** Advance and return the tag's watermark: latest device time − lateness, carried on by idle time past the grace. */
-export function tagWatermark(tag: TagTimeline<unknown>, clock: number, timing: WindowTiming): number {
-  const idle = Math.max(0, clock - tag.arrival_clock - timing.idle_grace_ms);
+export function tagWatermark(tag: TagTimeline<unknown>, steady: number, timing: WindowTiming): number {
+  const idle = Math.max(0, steady - tag.arrival_steady - timing.idle_grace_ms);
   tag.watermark = Math.max(tag.watermark, tag.max_time + idle - timing.allowed_lateness_ms);
   return tag.watermark;
 }
@@ -156,15 +167,16 @@ function closeDue<W>(tag: TagTimeline<W>, watermark: number, resolutions: readon
 }
 
 function advanceClock<W>(timeline: Timeline<W>, gatewayTime: number): void {
+  if (timeline.clock !== null && gatewayTime > timeline.clock) timeline.steady += Math.min(gatewayTime - timeline.clock, MAX_CLOCK_STEP_MS);
   if (timeline.clock === null || gatewayTime > timeline.clock) timeline.clock = gatewayTime;
 }
 
-/** Close windows of every tag whose (idle-extended) watermark passed them; runs once per SWEEP_INTERVAL_MS of clock. */
+/** Close windows of every tag whose (idle-extended) watermark passed them; runs once per SWEEP_INTERVAL_MS of steady clock. */
 function sweep<W>(timeline: Timeline<W>, resolutions: readonly Resolution[], timing: WindowTiming, out: Emission<W>[]): void {
-  const clock = timeline.clock;
-  if (clock === null || (timeline.last_sweep !== null && clock - timeline.last_sweep < SWEEP_INTERVAL_MS)) return;
-  timeline.last_sweep = clock;
-  for (const tag of timeline.tags.values()) closeDue(tag, tagWatermark(tag, clock, timing), resolutions, timing, out);
+  const steady = timeline.steady;
+  if (timeline.last_sweep !== null && steady - timeline.last_sweep < SWEEP_INTERVAL_MS) return;
+  timeline.last_sweep = steady;
+  for (const tag of timeline.tags.values()) closeDue(tag, tagWatermark(tag, steady, timing), resolutions, timing, out);
 }
 
 /** Create the empty windows strictly between the tag's previous window and the sample's. */
@@ -188,7 +200,7 @@ function fillSkipped<W>(tag: TagTimeline<W>, time: number, resolutions: readonly
  */
 export function ingest<W>(timeline: Timeline<W>, sample: Sample, resolutions: readonly Resolution[], timing: WindowTiming, hooks: WindowHooks<W>): Ingested<W> {
   advanceClock(timeline, sample.gateway_time);
-  const clock = timeline.clock as number;
+  const steady = timeline.steady;
   const key = `${sample.asset_id}/${sample.parameter}`;
   let tag = timeline.tags.get(key);
   const emitted: Emission<W>[] = [];
@@ -196,12 +208,12 @@ export function ingest<W>(timeline: Timeline<W>, sample: Sample, resolutions: re
 
   if (!tag) {
     const watermark = sample.time - timing.allowed_lateness_ms;
-    tag = { asset_id: sample.asset_id, parameter: sample.parameter, max_time: sample.time, arrival_clock: clock, watermark, windows: {} };
+    tag = { asset_id: sample.asset_id, parameter: sample.parameter, max_time: sample.time, arrival_steady: steady, watermark, windows: {} };
     timeline.tags.set(key, tag);
   } else if (hooks.fill && sample.time > tag.max_time) {
     fillSkipped(tag, sample.time, resolutions, hooks.fill);
   }
-  const watermark = tagWatermark(tag, clock, timing);
+  const watermark = tagWatermark(tag, steady, timing);
 
   for (const resolution of resolutions) {
     const size = RESOLUTION_MS[resolution];
@@ -222,8 +234,8 @@ export function ingest<W>(timeline: Timeline<W>, sample: Sample, resolutions: re
   }
 
   tag.max_time = Math.max(tag.max_time, sample.time);
-  tag.arrival_clock = clock;
-  closeDue(tag, tagWatermark(tag, clock, timing), resolutions, timing, emitted);
+  tag.arrival_steady = steady;
+  closeDue(tag, tagWatermark(tag, steady, timing), resolutions, timing, emitted);
   sweep(timeline, resolutions, timing, emitted);
   return { emitted, too_late, watermark };
 }
@@ -241,6 +253,7 @@ export function advanceTimeline<W>(timeline: Timeline<W>, gatewayTime: number, r
 
 export interface TimelineSnapshot<J> {
   clock: number | null;
+  steady: number;
   last_sweep: number | null;
   tags: [key: string, tag: TagTimeline<J>][];
 }
@@ -253,7 +266,7 @@ export function snapshotTimeline<W, J>(timeline: Timeline<W>, toJSON: (data: W) 
     }
     return [key, { ...tag, windows }];
   });
-  return structuredClone({ clock: timeline.clock, last_sweep: timeline.last_sweep, tags });
+  return structuredClone({ clock: timeline.clock, steady: timeline.steady, last_sweep: timeline.last_sweep, tags });
 }
 
 export function restoreTimeline<W, J>(snapshot: TimelineSnapshot<J>, fromJSON: (json: J) => W): Timeline<W> {
@@ -265,7 +278,7 @@ export function restoreTimeline<W, J>(snapshot: TimelineSnapshot<J>, fromJSON: (
     }
     tags.set(key, { ...tag, windows });
   }
-  return { clock: snapshot.clock, last_sweep: snapshot.last_sweep, tags };
+  return { clock: snapshot.clock, steady: snapshot.steady, last_sweep: snapshot.last_sweep, tags };
 }
 
 // ---------------------------------------------------------------------------------------------------

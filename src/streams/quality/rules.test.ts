@@ -1,6 +1,6 @@
 import { describe, expect, test } from "bun:test";
 import { ConfigError, type FieldError } from "../../config/schema-errors.ts";
-import { DEFAULT_DEDUP_WINDOW_MS, loadRules, resolveRule, type ResolvedRule, type TagIdentity } from "./rules.ts";
+import { DEFAULT_DEDUP_WINDOW_MS, loadRules, resolveRule, type RangeAction, type ResolvedRule, type TagIdentity } from "./rules.ts";
 
 const SEED_RULE = { parameter: "temperature", unit: "celsius", min: -50, max: 500, action_on_violation: "mark_bad" };
 
@@ -66,7 +66,7 @@ describe("resolveRule precedence", () => {
       { asset_id: "boiler", parameter: "temperature", unit: "celsius", expected_interval_ms: 100 },
     ],
   });
-  const range = (min: number | null, max: number | null, action = "mark_bad") => ({ min, max, action });
+  const range = (min: number | null, max: number | null, action: RangeAction = "mark_bad") => ({ min, max, action });
   const cases: [name: string, tag: TagIdentity, want: ResolvedRule][] = [
     ["wildcard only", { asset_id: "x", parameter: "flow" }, { range: range(-1000, 1000), max_change_per_s: null, expected_interval_ms: 1000 }],
     ["unit beats wildcard", { asset_id: "x", parameter: "flow", unit: "celsius" }, { range: range(-50, 500), max_change_per_s: null, expected_interval_ms: 1000 }],
@@ -76,7 +76,7 @@ describe("resolveRule precedence", () => {
     ["each check from its own heaviest rule", { asset_id: "boiler", parameter: "temperature", unit: "celsius" }, { range: range(null, 900, "mark_suspect"), max_change_per_s: 50, expected_interval_ms: 100 }],
   ];
   test.each(cases)("%s", (_name, tag, want) => {
-    expect(resolveRule(set, tag)).toEqual(want as ResolvedRule);
+    expect(resolveRule(set, tag)).toEqual(want);
   });
 
   test("no rules, no default interval: nothing applies", () => {
