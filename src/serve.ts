@@ -1,6 +1,7 @@
 import { mkdirSync } from "node:fs";
 import type { ApplianceConfig } from "./config/schema.ts";
 import { buildApp } from "./api/app.ts";
+import { uiRoutes } from "./api/ui.ts";
 import { ApiError } from "./api/errors.ts";
 import { AuditRelay } from "./audit/relay.ts";
 import { AuthService, loadOrCreateSecret } from "./auth/service.ts";
@@ -10,9 +11,11 @@ import { migrateDatabase } from "./db/migrate.ts";
 import { ensureGateway, listPipelines, upsertPipelineVersioned } from "./db/repo.ts";
 import { checkDeclaredPipelines, PipelineCache, toRun } from "./supervisor/pipelines.ts";
 import { Supervisor } from "./supervisor/supervisor.ts";
+import { loadQualityRules, startStreamWorkers, WORKERS } from "./streams/run.ts";
 import { KafkaAdmin } from "./kafka/admin.ts";
 import type { Logger } from "./log/logger.ts";
 import { createMetricsRegistry } from "./metrics/registry.ts";
+import { startLive } from "./live/index.ts";
 
 const DB_RETRY_MS = 5000;
 
@@ -171,10 +174,21 @@ export async function serve(config: ApplianceConfig, log: Logger): Promise<Runni
     await seedDeclaredPipelines(controlDb.current!, config, log);
   });
   const reconciler = startReconciler(controlDb, supervisor, config, log);
+  const streamsEnabled = config.streams.enabled ?? config.mode !== "edge";
+  if (streamsEnabled) loadQualityRules(config.streams.quality_rules_file);
+  // Workers need no control DB: they start as soon as Kafka answers, and retry until it does.
+  const streams = streamsEnabled
+    ? startStreamWorkers({ connection: config.kafka, log, workers: WORKERS, instanceId: config.gateway_id, rulesFile: config.streams.quality_rules_file })
+    : Promise.resolve(undefined);
+  streams.catch((error) => log.error({ err: (error as Error).message }, "stream workers failed to start"));
   const auditRelay = new AuditRelay(() => controlDb.current?.db, config.kafka, log);
   auditRelay.start();
   void dbReady.then(() => reconciler.reconcileNow()).catch((error) => log.error({ err: (error as Error).message }, "storing declared pipelines failed"));
-  const app = buildApp({ config, probes, metrics, auth, db: () => currentDb(controlDb), supervisor, log }).listen({ hostname: config.http.host, port: config.http.port });
+  // The web UI's live views (tag explorer, rates, DLQ, alarms) follow Kafka on their own.
+  const live = startLive({ connection: config.kafka, listTopics: () => kafka.listTopics(), log: log.child({ component: "live" }) });
+  const db = () => currentDb(controlDb);
+  const extend = uiRoutes({ config, auth, db, supervisor, probes, log, live, reconcileNow: () => reconciler.reconcileNow() });
+  const app = buildApp({ config, probes, metrics, auth, db, supervisor, log, extend }).listen({ hostname: config.http.host, port: config.http.port });
   const url = `http://${config.http.host}:${app.server!.port}`;
   log.info({ url, mode: config.mode, gatewayId: config.gateway_id }, "gateway serving");
   return {
@@ -183,8 +197,10 @@ export async function serve(config: ApplianceConfig, log: Logger): Promise<Runni
     ready: dbReady,
     async stop() {
       reconciler.stop();
+      await live.stop();
       await supervisor.stop();
       await auditRelay.stop();
+      await (await streams.catch(() => undefined))?.stop();
       await app.stop();
       await kafka.close().catch(() => undefined);
       await Promise.race([dbReady, Bun.sleep(100)]);

@@ -9,6 +9,7 @@ import { runAdapter } from "../adapter-runtime/run.ts";
 import { ADAPTERS } from "../adapters.ts";
 import { loadPlantFile } from "../../adapters/modbus/plant.ts";
 import { startModbusTcpSimulator } from "../../adapters/modbus-tcp/simulator.ts";
+import { startStreamWorkers, WORKERS, type WorkerName } from "../streams/run.ts";
 import { VERSION } from "../version.ts";
 import { choiceOption, defineCommand, intOption, UsageError, type CommandSpec } from "./command.ts";
 
@@ -148,6 +149,42 @@ const simulateCommand = defineCommand({
   },
 });
 
+const workerCommand = defineCommand({
+  name: "worker",
+  summary: "Run stream workers (quality validator + completeness ledger, aggregator) on their own, e.g. to scale out.",
+  usage: "worker quality|aggregate|all [--instance ID] [--rules FILE] [--topic-prefix P] [--config FILE]",
+  options: { ...configOption, instance: { type: "string" }, rules: { type: "string" }, "topic-prefix": { type: "string" } },
+  optionHelp: {
+    config: configHelp,
+    instance: "stable id of this worker instance (fences its own unfinished transactions after a restart)",
+    rules: "quality rules YAML (range, rate of change, expected interval)",
+    "topic-prefix": "prefix of every topic name (side-by-side deployments and tests)",
+  },
+  positionals: { min: 1, max: 1 },
+  async run({ values, positionals }) {
+    const which = positionals[0]!;
+    if (which !== "all" && !WORKERS.includes(which as WorkerName)) {
+      throw new UsageError(`gateway worker: unknown worker "${which}" (expected one of ${[...WORKERS, "all"].join(", ")})`);
+    }
+    const config = applianceConfig(values);
+    const log = createLogger("worker", config.log.level);
+    const workers = await startStreamWorkers({
+      connection: config.kafka,
+      log,
+      workers: which === "all" ? WORKERS : [which as WorkerName],
+      instanceId: (values.instance as string | undefined) ?? config.gateway_id,
+      rulesFile: (values.rules as string | undefined) ?? config.streams.quality_rules_file,
+      topicPrefix: (values["topic-prefix"] as string | undefined) ?? "",
+    });
+    await new Promise<void>((resolve) => {
+      process.once("SIGTERM", resolve);
+      process.once("SIGINT", resolve);
+    });
+    await workers.stop();
+    return 0;
+  },
+});
+
 const versionCommand = defineCommand({
   name: "version",
   summary: "Print the gateway version.",
@@ -160,4 +197,4 @@ const versionCommand = defineCommand({
   },
 });
 
-export const COMMANDS: CommandSpec[] = [serveCommand, adapterCommand, simulateCommand, migrateCommand, topicsCommand, versionCommand] as CommandSpec[];
+export const COMMANDS: CommandSpec[] = [serveCommand, adapterCommand, workerCommand, simulateCommand, migrateCommand, topicsCommand, versionCommand] as CommandSpec[];

@@ -80,6 +80,13 @@ export const ApplianceConfigSchema = Type.Object(
       default: [],
       description: "Pipelines declared in the file; written to the control DB at start (versioned, audited)",
     }),
+    streams: Type.Object(
+      {
+        enabled: Type.Optional(Type.Boolean({ description: "Run the quality validator and aggregator here (default: on in standalone and hub, off at the edge)" })),
+        quality_rules_file: Type.Optional(Type.String({ description: "Quality rules YAML: ranges, rates of change, expected intervals" })),
+      },
+      { additionalProperties: false, default: {} },
+    ),
     supervisor: Type.Object(
       {
         health_interval_ms: Type.Integer({ minimum: 100, maximum: 600_000, default: 10_000 }),

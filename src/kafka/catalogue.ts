@@ -21,6 +21,14 @@ const retention = (ms: number, extra: Record<string, string> = {}) => ({
 });
 
 const compacted = () => ({ "cleanup.policy": "compact", "min.compaction.lag.ms": String(HOUR_MS) });
+/** State changelogs: compacted promptly (only the latest state per key matters) and never aged out. */
+const CHANGELOG_MAX_MESSAGE_BYTES = 8 * 1024 * 1024;
+const changelog = () => ({
+  "cleanup.policy": "compact",
+  "min.compaction.lag.ms": "0",
+  "segment.ms": String(HOUR_MS),
+  "max.message.bytes": String(CHANGELOG_MAX_MESSAGE_BYTES),
+});
 
 /** Readings are keyed by asset_id+parameter; partitions bound the parallelism of workers and sinks. */
 const DATA_PARTITIONS = 6;
@@ -45,6 +53,9 @@ export const TOPIC_CATALOGUE: readonly TopicSpec[] = [
   { name: "dlq.buffer_overflow", partitions: SMALL_PARTITIONS, configs: retention(90 * DAY_MS), description: "Records of data dropped for disk limits" },
   { name: "audit_trail", partitions: SMALL_PARTITIONS, configs: retention(7 * YEAR_MS), description: "Immutable configuration change history" },
   { name: "telemetry.completeness", partitions: DATA_PARTITIONS, configs: compacted(), description: "Per-tag completeness ledger, latest per window" },
+  // Worker state: co-partitioned with the input the state follows, written in the workers' transactions.
+  { name: "_gateway.quality.changelog", partitions: DATA_PARTITIONS, configs: changelog(), description: "Quality validator and ledger state per tag" },
+  { name: "_gateway.aggregate.changelog", partitions: DATA_PARTITIONS, configs: changelog(), description: "Open aggregation windows per tag" },
 ];
 
 export function topicSpec(name: string): TopicSpec {

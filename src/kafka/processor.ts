@@ -103,7 +103,12 @@ export class TransactionalProcessor {
 
   async start(): Promise<void> {
     this.#producer = this.#createProducer();
-    await this.#openStream();
+    try {
+      await this.#openStream();
+    } catch (error) {
+      // Kafka not reachable yet: keep trying in the background rather than failing the appliance.
+      void this.#restart(`start failed: ${(error as Error).message}`);
+    }
   }
 
   #createProducer(): Producer<string, string, string, string> {
@@ -113,6 +118,11 @@ export class TransactionalProcessor {
       idempotent: true,
       acks: ProduceAcks.ALL,
       transactionalId,
+      // InitProducerId must say "no previous producer" (-1/-1). The client's default of 0/0 is taken
+      // by the broker as a stale identity once this transactional id has been used, and is fenced,
+      // so a restarted worker could never take over from its crashed predecessor.
+      producerId: -1n,
+      producerEpoch: -1,
       serializers: stringSerializers,
       autocreateTopics: false,
     });
@@ -130,6 +140,9 @@ export class TransactionalProcessor {
       isolationLevel: FetchIsolationLevels.READ_COMMITTED,
       autocommit: false,
       deserializers: stringDeserializers,
+      // Static membership: a restarted instance takes its partitions back at once instead of
+      // waiting for its previous incarnation's session to expire.
+      groupInstanceId: this.#options.transactionalId,
       sessionTimeout: 10_000,
       heartbeatInterval: 1000,
     });
@@ -176,6 +189,9 @@ export class TransactionalProcessor {
       this.committedBatches++;
     } catch (error) {
       if (transaction && !transaction.completed) await this.#abort(transaction);
+      // beginTransaction itself failed (e.g. the previous incarnation's transaction is still being
+      // aborted by the broker): the client may hold a half-begun transaction, so start afresh.
+      else if (!transaction) await this.#replaceProducer();
       await this.#restart(`batch aborted: ${(error as Error).message}`);
       return;
     }
@@ -214,9 +230,13 @@ export class TransactionalProcessor {
       await transaction.abort();
     } catch (error) {
       this.#options.log.warn({ err: (error as Error).message }, "abort failed; replacing the transactional producer");
-      await this.#producer?.close(true).catch(() => undefined);
-      this.#producer = this.#createProducer();
+      await this.#replaceProducer();
     }
+  }
+
+  async #replaceProducer(): Promise<void> {
+    await this.#producer?.close(true).catch(() => undefined);
+    this.#producer = this.#createProducer();
   }
 
   /** Throw away in-memory positions and state, and resume from the offsets committed in Kafka. */

@@ -1,11 +1,15 @@
 import { describe, expect, test } from "bun:test";
+import { Value } from "@sinclair/typebox/value";
 import type { Quality } from "../../envelope/reading.ts";
+import { EventSchema } from "../quality/validator.ts";
 import {
   advanceWatermark,
   aggregate,
   createAggregatorState,
   restoreAggregator,
+  restoreAggregatorFromChanges,
   snapshotAggregator,
+  takeAggregatorChanges,
   windowStart,
   type AggregateRecord,
   type AggregatorConfig,
@@ -136,6 +140,7 @@ describe("late data", () => {
     expect(events(outputs)).toEqual([
       expect.objectContaining({ event_type: "late_data_dropped", asset_id: "pump_7", parameter: "vibration", time: iso(T0 + 500), resolutions: ["1s"], value: 42 }),
     ]);
+    expect(Value.Check(EventSchema, events(outputs)[0])).toBe(true);
     expect(records(feed(state, [sample(T0 + MIN)])).find((r) => r.resolution === "1min")?.aggregates.count).toBe(3);
   });
 
@@ -221,12 +226,14 @@ describe("snapshot and restore", () => {
     let a = 7;
     return () => ((a = (a * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
   })();
-  // Out of order, late, too late and several tags, with the sketch in play (limit 5).
+  // Out of order, late, too late, with the sketch in play (limit 5), and tags falling silent together
+  // so idle sweeps close several tags' windows at once.
   const stream = Array.from({ length: 600 }, (_, i) => {
     const jitter = Math.floor(r() * 8_000);
-    return sample(T0 + i * 200 - jitter, Math.round(r() * 1000) / 10 - 20, { parameter: i % 3 ? "a" : "b", quality: i % 17 ? "GOOD" : "SUSPECT" });
+    const parameter = i < 300 ? ["d", "a", "c", "b"][i % 4] : i % 3 ? "a" : "e";
+    return sample(T0 + i * 200 - jitter, Math.round(r() * 1000) / 10 - 20, { parameter, quality: i % 17 ? "GOOD" : "SUSPECT", gateway: T0 + i * 200 });
   });
-  const config = { exact_percentile_limit: 5, allowed_lateness_ms: 1_000 };
+  const config = { exact_percentile_limit: 5, allowed_lateness_ms: 1_000, idle_grace_ms: 2_000 };
 
   test.each([0, 1, 150, 333, 599])("replay from a JSON snapshot after %i records gives identical outputs", (cut) => {
     const whole = createAggregatorState(config);
@@ -237,6 +244,27 @@ describe("snapshot and restore", () => {
     const first = createAggregatorState(config);
     const before = feed(first, stream.slice(0, cut));
     const restored = restoreAggregator(JSON.parse(JSON.stringify(snapshotAggregator(first))), config);
+    expect([...before, ...feed(restored, stream.slice(cut))]).toEqual(expected);
+  });
+
+  test.each([1, 20, 50, 85])("rebuilt from a compacted changelog after %i batches gives identical outputs", (batches) => {
+    const BATCH = 7;
+    const expected = feed(createAggregatorState(config), stream);
+    const first = createAggregatorState(config);
+    const log: { key: string; value: string }[] = [];
+    const cut = batches * BATCH;
+    const before = stream.slice(0, cut).flatMap((r, i) => {
+      const out = aggregate(first, r);
+      if ((i + 1) % BATCH === 0) log.push(...takeAggregatorChanges(first));
+      return out;
+    });
+    // Compaction keeps each key's latest record, in the order those were written.
+    const latest = new Map<string, string>();
+    for (const { key, value } of log) {
+      latest.delete(key);
+      latest.set(key, value);
+    }
+    const restored = restoreAggregatorFromChanges([...latest].map(([key, value]) => ({ key, value })), config);
     expect([...before, ...feed(restored, stream.slice(cut))]).toEqual(expected);
   });
 

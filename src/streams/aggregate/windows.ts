@@ -94,6 +94,8 @@ export interface Timeline<W> {
   steady: number;
   last_sweep: number | null;
   tags: Map<string, TagTimeline<W>>;
+  /** Keys (tags, PARTITION_ENTRY_KEY) whose stored state changed since the last `takeTimelineChanges`; not itself state. */
+  dirty: Set<string>;
 }
 
 export interface Emission<W> {
@@ -123,12 +125,12 @@ export interface WindowHooks<W> {
   create: (resolution: Resolution) => W;
   /** Apply the sample to a window's data; `late` when the window had already closed or been emitted. */
   update: (data: W, late: boolean) => void;
-  /** When set, windows a tag skipped entirely (no samples) are created with this data, at most `max_fill` per resolution. */
-  fill?: { create: (resolution: Resolution) => W; max_fill: number };
+  /** When set, windows a tag skipped entirely (no samples) are created with this data (none where it gives null), at most `max_fill` per resolution. */
+  fill?: { create: (resolution: Resolution) => W | null; max_fill: number };
 }
 
 export function createTimeline<W>(): Timeline<W> {
-  return { clock: null, steady: 0, last_sweep: null, tags: new Map() };
+  return { clock: null, steady: 0, last_sweep: null, tags: new Map(), dirty: new Set() };
 }
 
 /** Advance and return the tag's watermark: latest device time − lateness, carried on by idle time past the grace. */
@@ -146,8 +148,10 @@ function findSlot<W>(slots: WindowSlot<W>[], start: number): { slot: WindowSlot<
   return { slot: slot?.start === start ? slot : undefined, at };
 }
 
+const tagKey = (t: { asset_id: string; parameter: string }) => `${t.asset_id}/${t.parameter}`;
+
 /** Emit windows the watermark has passed, then forget closed ones beyond the retention horizon. */
-function closeDue<W>(tag: TagTimeline<W>, watermark: number, resolutions: readonly Resolution[], timing: WindowTiming, out: Emission<W>[]): void {
+function closeDue<W>(timeline: Timeline<W>, tag: TagTimeline<W>, watermark: number, resolutions: readonly Resolution[], timing: WindowTiming, out: Emission<W>[]): void {
   for (const resolution of resolutions) {
     const slots = tag.windows[resolution];
     if (!slots) continue;
@@ -159,24 +163,39 @@ function closeDue<W>(tag: TagTimeline<W>, watermark: number, resolutions: readon
       if (slot.revision < 0) {
         slot.revision = 0;
         out.push({ tag, resolution, slot });
+        timeline.dirty.add(tagKey(tag));
       }
       if (end <= watermark - timing.retained_windows * size) expired++;
     }
-    if (expired > 0) slots.splice(0, expired);
+    if (expired > 0) {
+      slots.splice(0, expired);
+      timeline.dirty.add(tagKey(tag));
+    }
   }
 }
 
 function advanceClock<W>(timeline: Timeline<W>, gatewayTime: number): void {
-  if (timeline.clock !== null && gatewayTime > timeline.clock) timeline.steady += Math.min(gatewayTime - timeline.clock, MAX_CLOCK_STEP_MS);
-  if (timeline.clock === null || gatewayTime > timeline.clock) timeline.clock = gatewayTime;
+  if (timeline.clock !== null && gatewayTime <= timeline.clock) return;
+  if (timeline.clock !== null) timeline.steady += Math.min(gatewayTime - timeline.clock, MAX_CLOCK_STEP_MS);
+  timeline.clock = gatewayTime;
+  timeline.dirty.add(PARTITION_ENTRY_KEY);
 }
 
-/** Close windows of every tag whose (idle-extended) watermark passed them; runs once per SWEEP_INTERVAL_MS of steady clock. */
+/**
+ * Close windows of every tag whose (idle-extended) watermark passed them; runs once per
+ * SWEEP_INTERVAL_MS of steady clock. Emissions are ordered by tag key, not by map order, because a
+ * state restored from a compacted changelog holds its tags in another order.
+ */
 function sweep<W>(timeline: Timeline<W>, resolutions: readonly Resolution[], timing: WindowTiming, out: Emission<W>[]): void {
   const steady = timeline.steady;
   if (timeline.last_sweep !== null && steady - timeline.last_sweep < SWEEP_INTERVAL_MS) return;
   timeline.last_sweep = steady;
-  for (const tag of timeline.tags.values()) closeDue(tag, tagWatermark(tag, steady, timing), resolutions, timing, out);
+  timeline.dirty.add(PARTITION_ENTRY_KEY);
+  const closed: Emission<W>[] = [];
+  for (const tag of timeline.tags.values()) closeDue(timeline, tag, tagWatermark(tag, steady, timing), resolutions, timing, closed);
+  // Stable sort: within a tag, the resolution/start order closeDue produced is kept.
+  closed.sort((a, b) => (tagKey(a.tag) < tagKey(b.tag) ? -1 : tagKey(a.tag) > tagKey(b.tag) ? 1 : 0));
+  out.push(...closed);
 }
 
 /** Create the empty windows strictly between the tag's previous window and the sample's. */
@@ -188,7 +207,9 @@ function fillSkipped<W>(tag: TagTimeline<W>, time: number, resolutions: readonly
     const last = windowStart(time, resolution) - size;
     // The newest skipped windows matter most to a reader; an older stretch is already told by the gap event.
     for (let start = Math.max(first, last - (fill.max_fill - 1) * size); start <= last; start += size) {
-      slots.push({ start, revision: -1, data: fill.create(resolution) });
+      const data = fill.create(resolution);
+      if (data === null) break;
+      slots.push({ start, revision: -1, data });
     }
   }
 }
@@ -201,7 +222,8 @@ function fillSkipped<W>(tag: TagTimeline<W>, time: number, resolutions: readonly
 export function ingest<W>(timeline: Timeline<W>, sample: Sample, resolutions: readonly Resolution[], timing: WindowTiming, hooks: WindowHooks<W>): Ingested<W> {
   advanceClock(timeline, sample.gateway_time);
   const steady = timeline.steady;
-  const key = `${sample.asset_id}/${sample.parameter}`;
+  const key = tagKey(sample);
+  timeline.dirty.add(key);
   let tag = timeline.tags.get(key);
   const emitted: Emission<W>[] = [];
   const too_late: Resolution[] = [];
@@ -224,8 +246,9 @@ export function ingest<W>(timeline: Timeline<W>, sample: Sample, resolutions: re
       continue;
     }
     const slots = (tag.windows[resolution] ??= []);
-    let { slot, at } = findSlot(slots, start);
-    if (!slot) slots.splice(at, 0, (slot = { start, revision: -1, data: hooks.create(resolution) }));
+    const found = findSlot(slots, start);
+    let slot = found.slot;
+    if (!slot) slots.splice(found.at, 0, (slot = { start, revision: -1, data: hooks.create(resolution) }));
     hooks.update(slot.data, late || slot.revision >= 0);
     if (slot.revision >= 0) {
       slot.revision += 1;
@@ -235,7 +258,7 @@ export function ingest<W>(timeline: Timeline<W>, sample: Sample, resolutions: re
 
   tag.max_time = Math.max(tag.max_time, sample.time);
   tag.arrival_steady = steady;
-  closeDue(tag, tagWatermark(tag, steady, timing), resolutions, timing, emitted);
+  closeDue(timeline, tag, tagWatermark(tag, steady, timing), resolutions, timing, emitted);
   sweep(timeline, resolutions, timing, emitted);
   return { emitted, too_late, watermark };
 }
@@ -258,27 +281,69 @@ export interface TimelineSnapshot<J> {
   tags: [key: string, tag: TagTimeline<J>][];
 }
 
+function mapWindows<A, B>(tag: TagTimeline<A>, map: (data: A) => B): TagTimeline<B> {
+  const windows: Partial<Record<Resolution, WindowSlot<B>[]>> = {};
+  for (const [resolution, slots] of Object.entries(tag.windows) as [Resolution, WindowSlot<A>[]][]) {
+    windows[resolution] = slots.map((s) => ({ start: s.start, revision: s.revision, data: map(s.data) }));
+  }
+  return { ...tag, windows };
+}
+
 export function snapshotTimeline<W, J>(timeline: Timeline<W>, toJSON: (data: W) => J): TimelineSnapshot<J> {
-  const tags = [...timeline.tags].map(([key, tag]): [string, TagTimeline<J>] => {
-    const windows: Partial<Record<Resolution, WindowSlot<J>[]>> = {};
-    for (const [resolution, slots] of Object.entries(tag.windows) as [Resolution, WindowSlot<W>[]][]) {
-      windows[resolution] = slots.map((s) => ({ start: s.start, revision: s.revision, data: toJSON(s.data) }));
-    }
-    return [key, { ...tag, windows }];
-  });
+  const tags = [...timeline.tags].map(([key, tag]): [string, TagTimeline<J>] => [key, mapWindows(tag, toJSON)]);
   return structuredClone({ clock: timeline.clock, steady: timeline.steady, last_sweep: timeline.last_sweep, tags });
 }
 
 export function restoreTimeline<W, J>(snapshot: TimelineSnapshot<J>, fromJSON: (json: J) => W): Timeline<W> {
-  const tags = new Map<string, TagTimeline<W>>();
-  for (const [key, tag] of snapshot.tags) {
-    const windows: Partial<Record<Resolution, WindowSlot<W>[]>> = {};
-    for (const [resolution, slots] of Object.entries(tag.windows) as [Resolution, WindowSlot<J>[]][]) {
-      windows[resolution] = slots.map((s) => ({ start: s.start, revision: s.revision, data: fromJSON(structuredClone(s.data)) }));
-    }
-    tags.set(key, { ...tag, windows });
+  const tags = new Map(snapshot.tags.map(([key, tag]): [string, TagTimeline<W>] => [key, mapWindows(structuredClone(tag), fromJSON)]));
+  return { clock: snapshot.clock, steady: snapshot.steady, last_sweep: snapshot.last_sweep, tags, dirty: new Set() };
+}
+
+/** One record of a compacted changelog: the key's latest state, JSON text. */
+export interface StateEntry {
+  key: string;
+  value: string;
+}
+
+/** The changelog key of the partition-wide fields. Tag keys always contain "/", so it cannot collide. */
+export const PARTITION_ENTRY_KEY = "@partition";
+
+/**
+ * The changelog records for everything changed since the last call: the partition-wide clock and
+ * one record per touched tag. A tag's stored watermark may lag in the changelog while only idle sweeps
+ * raise it; that is harmless, since it is recomputed as a maximum from the restored clocks.
+ */
+export function takeTimelineChanges<W, J>(timeline: Timeline<W>, version: number, toJSON: (data: W) => J): StateEntry[] {
+  const entries: StateEntry[] = [];
+  for (const key of timeline.dirty) {
+    const tag = timeline.tags.get(key);
+    if (key === PARTITION_ENTRY_KEY) {
+      entries.push({ key, value: JSON.stringify({ version, clock: timeline.clock, steady: timeline.steady, last_sweep: timeline.last_sweep }) });
+    } else if (tag) entries.push({ key, value: JSON.stringify({ version, ...mapWindows(tag, toJSON) }) });
   }
-  return { clock: snapshot.clock, steady: snapshot.steady, last_sweep: snapshot.last_sweep, tags };
+  timeline.dirty.clear();
+  return entries;
+}
+
+/** Rebuild from changelog records in offset order (later records of a key win; a null value deletes it). */
+export function restoreTimelineFromChanges<W, J>(
+  entries: Iterable<{ key?: string | undefined; value?: string | null | undefined }>,
+  version: number,
+  fromJSON: (json: J) => W,
+): Timeline<W> {
+  const timeline = createTimeline<W>();
+  for (const { key, value } of entries) {
+    if (key === undefined) continue;
+    if (value == null) {
+      timeline.tags.delete(key);
+      continue;
+    }
+    const { version: got, ...stored } = JSON.parse(value) as { version: number } & Record<string, unknown>;
+    if (got !== version) throw new Error(`state record ${key} has version ${got}, expected ${version}`);
+    if (key === PARTITION_ENTRY_KEY) Object.assign(timeline, stored as Pick<Timeline<W>, "clock" | "steady" | "last_sweep">);
+    else timeline.tags.set(key, mapWindows(stored as unknown as TagTimeline<J>, fromJSON));
+  }
+  return timeline;
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -350,7 +415,11 @@ export type AggregatorInput = Pick<Reading, "asset_id" | "parameter" | "value" |
 };
 
 const QUALITY_FIELD: Record<Quality, keyof QualityCounts> = { GOOD: "good", SUSPECT: "suspect", UNCERTAIN: "uncertain", BAD: "bad" };
-const PCT_DECIMALS = 100;
+
+/** Percentages are reported with two decimals, as in the seed (99.97). */
+export function roundPct(pct: number): number {
+  return Math.round(pct * 100) / 100;
+}
 
 export function createAggregatorState(config: Partial<AggregatorConfig> = {}): AggregatorState {
   return { config: { ...DEFAULT_AGGREGATOR_CONFIG, ...config }, timeline: createTimeline() };
@@ -373,7 +442,7 @@ function toRecord({ tag, resolution, slot }: Emission<AggWindow>): AggregateReco
       suspect_samples: q.suspect,
       uncertain_samples: q.uncertain,
       bad_samples: q.bad,
-      pct_good: Math.round((q.good / s.count) * 100 * PCT_DECIMALS) / PCT_DECIMALS,
+      pct_good: roundPct((q.good / s.count) * 100),
     },
   };
 }
@@ -445,13 +514,28 @@ export function advanceWatermark(state: AggregatorState, gatewayTimeMs: number):
 }
 
 export function snapshotAggregator(state: AggregatorState): AggregatorSnapshot {
-  const timeline = snapshotTimeline(state.timeline, (w: AggWindow): AggWindowJSON => ({ unit: w.unit, stats: statsToJSON(w.stats), quality: { ...w.quality } }));
+  const timeline = snapshotTimeline(state.timeline, aggToJSON);
   return { version: SNAPSHOT_VERSION, ...timeline };
+}
+
+const aggToJSON = (w: AggWindow): AggWindowJSON => ({ unit: w.unit, stats: statsToJSON(w.stats), quality: { ...w.quality } });
+const aggFromJSON = (j: AggWindowJSON): AggWindow => ({ unit: j.unit, stats: statsFromJSON(j.stats), quality: { ...j.quality } });
+
+/** Changelog records for the state changed since the last call (see `takeTimelineChanges`). */
+export function takeAggregatorChanges(state: AggregatorState): StateEntry[] {
+  return takeTimelineChanges(state.timeline, SNAPSHOT_VERSION, aggToJSON);
+}
+
+export function restoreAggregatorFromChanges(
+  entries: Iterable<{ key?: string | undefined; value?: string | null | undefined }>,
+  config: Partial<AggregatorConfig> = {},
+): AggregatorState {
+  return { config: { ...DEFAULT_AGGREGATOR_CONFIG, ...config }, timeline: restoreTimelineFromChanges(entries, SNAPSHOT_VERSION, aggFromJSON) };
 }
 
 /** Config is not in the snapshot: it comes from the deployment, and may change across a restart. */
 export function restoreAggregator(snapshot: AggregatorSnapshot, config: Partial<AggregatorConfig> = {}): AggregatorState {
   if (snapshot.version !== SNAPSHOT_VERSION) throw new Error(`aggregator snapshot version ${snapshot.version}, expected ${SNAPSHOT_VERSION}`);
-  const timeline = restoreTimeline(snapshot, (j: AggWindowJSON): AggWindow => ({ unit: j.unit, stats: statsFromJSON(j.stats), quality: { ...j.quality } }));
+  const timeline = restoreTimeline(snapshot, aggFromJSON);
   return { config: { ...DEFAULT_AGGREGATOR_CONFIG, ...config }, timeline };
 }

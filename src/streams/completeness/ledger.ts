@@ -8,10 +8,14 @@ import {
   lateDroppedEvent,
   RESOLUTION_MS,
   restoreTimeline,
+  restoreTimelineFromChanges,
+  roundPct,
   snapshotTimeline,
+  takeTimelineChanges,
   type Emission,
   type Output,
   type Resolution,
+  type StateEntry,
   type Timeline,
   type TimelineSnapshot,
   type WindowTiming,
@@ -99,7 +103,7 @@ function toOutput({ tag, resolution, slot }: Emission<LedgerWindow>): Output {
     duplicates: w.duplicates,
     late: w.late,
     gaps: w.gaps,
-    pct_complete: expected ? Math.round(Math.min(100, (w.received / expected) * 100) * 100) / 100 : null,
+    pct_complete: expected ? roundPct(Math.min(100, (w.received / expected) * 100)) : null,
   };
   // The key names the window, so compaction keeps each window's latest revision.
   return { topic: COMPLETENESS_TOPIC, key: `${tag.asset_id}/${tag.parameter}/${resolution}/${window_start}`, value: JSON.stringify(record) };
@@ -128,7 +132,8 @@ export function recordOutcome(state: LedgerState, outcome: ReadingOutcome): Outp
         if (late) w.late += 1;
         if (outcome.gap) w.gaps += 1;
       },
-      fill: interval === null ? undefined : { create: () => emptyWindow(interval), max_fill: MAX_EMPTY_WINDOWS_PER_GAP },
+      // An empty window says something only where at least one sample was expected in it.
+      fill: interval === null ? undefined : { create: (res) => (RESOLUTION_MS[res] >= interval ? emptyWindow(interval) : null), max_fill: MAX_EMPTY_WINDOWS_PER_GAP },
     },
   );
   const outputs = emitted.map(toOutput);
@@ -151,4 +156,16 @@ export function snapshotLedger(state: LedgerState): LedgerSnapshot {
 export function restoreLedger(snapshot: LedgerSnapshot, config: Partial<WindowTiming> = {}): LedgerState {
   if (snapshot.version !== SNAPSHOT_VERSION) throw new Error(`ledger snapshot version ${snapshot.version}, expected ${SNAPSHOT_VERSION}`);
   return { config: { ...DEFAULT_LEDGER_CONFIG, ...config }, timeline: restoreTimeline(snapshot, (w: LedgerWindow) => w) };
+}
+
+/** Changelog records for the state changed since the last call (see `takeTimelineChanges`). */
+export function takeLedgerChanges(state: LedgerState): StateEntry[] {
+  return takeTimelineChanges(state.timeline, SNAPSHOT_VERSION, (w) => w);
+}
+
+export function restoreLedgerFromChanges(
+  entries: Iterable<{ key?: string | undefined; value?: string | null | undefined }>,
+  config: Partial<WindowTiming> = {},
+): LedgerState {
+  return { config: { ...DEFAULT_LEDGER_CONFIG, ...config }, timeline: restoreTimelineFromChanges(entries, SNAPSHOT_VERSION, (w: LedgerWindow) => w) };
 }

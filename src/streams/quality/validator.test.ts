@@ -6,7 +6,9 @@ import {
   createValidatorState,
   EventSchema,
   restoreState,
+  restoreStateFromChanges,
   snapshotState,
+  takeStateChanges,
   validate,
   type DlqRecord,
   type Output,
@@ -383,6 +385,38 @@ describe("snapshot and restore", () => {
     const restored = restoreState(JSON.parse(JSON.stringify(snapshotState(first))));
     const after = stream.slice(cut).map((r, i) => validate(restored, { ...input(r), offset: cut + i }, RULES, NOW));
     expect([...before, ...after]).toEqual(expected);
+  });
+
+  test.each([1, 2, 5])("rebuilt from a compacted changelog after %i batches gives identical outputs", (batches) => {
+    const BATCH = 2;
+    const whole = createValidatorState();
+    const expected = stream.map((r, i) => validate(whole, { ...input(r), offset: i }, RULES, NOW));
+
+    const first = createValidatorState();
+    const log: { key: string; value: string }[] = [];
+    const cut = batches * BATCH;
+    const before = stream.slice(0, cut).map((r, i) => {
+      const result = validate(first, { ...input(r), offset: i }, RULES, NOW);
+      if ((i + 1) % BATCH === 0) log.push(...takeStateChanges(first));
+      return result;
+    });
+    // Compaction keeps each key's latest record, in the order those were written.
+    const latest = new Map<string, string>();
+    for (const { key, value } of log) {
+      latest.delete(key);
+      latest.set(key, value);
+    }
+    const restored = restoreStateFromChanges([...latest].map(([key, value]) => ({ key, value })));
+    const after = stream.slice(cut).map((r, i) => validate(restored, { ...input(r), offset: cut + i }, RULES, NOW));
+    expect([...before, ...after]).toEqual(expected);
+  });
+
+  test("only changed tags are in the changelog; duplicates change nothing", () => {
+    const state = createValidatorState();
+    run(state, reading(), reading({ parameter: "pressure" }));
+    expect(takeStateChanges(state).map((e) => e.key)).toEqual(["boiler_1/temperature", "boiler_1/pressure"]);
+    run(state, reading());
+    expect(takeStateChanges(state)).toEqual([]);
   });
 
   test("a snapshot is detached from the live state", () => {

@@ -142,6 +142,14 @@ interface TagState {
 /** One per input partition. Every field is a function of the records processed, never of wall time. */
 export interface ValidatorState {
   tags: Map<string, TagState>;
+  /** Tags changed since the last `takeStateChanges`; not itself state. */
+  dirty: Set<string>;
+}
+
+/** One record of a compacted changelog: the key's latest state, JSON text. */
+export interface StateEntry {
+  key: string;
+  value: string;
 }
 
 export interface ValidatorSnapshot {
@@ -150,7 +158,7 @@ export interface ValidatorSnapshot {
 }
 
 export function createValidatorState(): ValidatorState {
-  return { tags: new Map() };
+  return { tags: new Map(), dirty: new Set() };
 }
 
 export function snapshotState(state: ValidatorState): ValidatorSnapshot {
@@ -159,7 +167,30 @@ export function snapshotState(state: ValidatorState): ValidatorSnapshot {
 
 export function restoreState(snapshot: ValidatorSnapshot): ValidatorState {
   if (snapshot.version !== SNAPSHOT_VERSION) throw new Error(`validator snapshot version ${snapshot.version}, expected ${SNAPSHOT_VERSION}`);
-  return { tags: new Map(structuredClone(snapshot.tags)) };
+  return { tags: new Map(structuredClone(snapshot.tags)), dirty: new Set() };
+}
+
+/** Changelog records (key `asset_id/parameter`) for the tags changed since the last call. */
+export function takeStateChanges(state: ValidatorState): StateEntry[] {
+  const entries = [...state.dirty].map((key) => ({ key, value: JSON.stringify({ version: SNAPSHOT_VERSION, ...state.tags.get(key) }) }));
+  state.dirty.clear();
+  return entries;
+}
+
+/** Rebuild from changelog records in offset order (later records of a key win; a null value deletes it). */
+export function restoreStateFromChanges(entries: Iterable<{ key?: string | undefined; value?: string | null | undefined }>): ValidatorState {
+  const state = createValidatorState();
+  for (const { key, value } of entries) {
+    if (key === undefined) continue;
+    if (value == null) {
+      state.tags.delete(key);
+      continue;
+    }
+    const { version, ...tag } = JSON.parse(value) as { version: number } & TagState;
+    if (version !== SNAPSHOT_VERSION) throw new Error(`validator state record ${key} has version ${version}, expected ${SNAPSHOT_VERSION}`);
+    state.tags.set(key, tag);
+  }
+  return state;
 }
 
 /** Worst first wins: SUSPECT (a check found an anomaly) outranks UNCERTAIN (low confidence, nothing wrong seen). */
@@ -338,25 +369,25 @@ function validateReading(state: ValidatorState, input: ValidatorInput, rules: Ru
     expected_interval_ms: rule.expected_interval_ms,
     gap: null,
   };
-  const finish = (q: Quality, reason: string | null): ValidateResult => {
+  const judged = (q: Quality): Reading => {
     reading.quality = q;
     if (notes.length > 0) (reading as Record<string, unknown>).validation_notes = notes;
-    if (q === "BAD") {
-      const dlqReason: DlqReason = outcome.outcome === "duplicate" ? "duplicate" : reason === null ? "adapter_bad" : "out_of_range";
-      outputs.push(dlq(TOPICS.telemetryDlq, key, input, now, dlqReason, reason ?? adapterReason(reading), { reading }));
-      if (outcome.outcome === "accepted") outcome.outcome = "rejected";
-    } else {
-      outputs.push({ topic: TOPICS.telemetryClean, key, value: JSON.stringify(reading) });
-    }
+    return reading;
+  };
+  const forward = (q: Quality): ValidateResult => {
+    outputs.push({ topic: TOPICS.telemetryClean, key, value: JSON.stringify(judged(q)) });
+    return { outputs, outcome };
+  };
+  const reject = (reason: DlqReason, text: string): ValidateResult => {
+    outputs.push(dlq(TOPICS.telemetryDlq, key, input, now, reason, text, { reading: judged("BAD") }));
+    outcome.outcome = reason === "duplicate" ? "duplicate" : "rejected";
     return { outputs, outcome };
   };
 
   // Seed: duplicate → quality BAD, "Duplicate message", dropped. Checked first so a replay writes no events twice.
-  if (isDuplicate(tag, time)) {
-    outcome.outcome = "duplicate";
-    return finish("BAD", "Duplicate message");
-  }
+  if (isDuplicate(tag, time)) return reject("duplicate", "Duplicate message");
   remember(tag, time, rules);
+  state.dirty.add(key);
 
   if (reading.clock_skew_ms !== null) {
     const clock = clockEvent(tag, reading, reading.clock_skew_ms, gatewayTime, rules);
@@ -378,13 +409,13 @@ function validateReading(state: ValidatorState, input: ValidatorInput, rules: Ru
   tag.last_time = Math.max(tag.last_time ?? time, time);
 
   // Seed: BAD → DLQ, never to sinks. The adapter's own BAD (device offline, value null) needs no checks.
-  if (quality === "BAD") return finish("BAD", null);
+  if (quality === "BAD") return reject("adapter_bad", adapterReason(reading));
   if (typeof reading.value === "number") {
     quality = worse(quality, checkValue(tag, time, reading.value, rule, notes));
-    if (quality === "BAD") return finish("BAD", notes.find((n) => n.code === "range")?.message ?? "out of range");
+    if (quality === "BAD") return reject("out_of_range", notes.find((n) => n.code === "range")?.message ?? "out of range");
     if ((quality === "GOOD" || quality === "SUSPECT") && (!tag.ref || time > tag.ref[0])) tag.ref = [time, reading.value];
   }
-  return finish(quality, null);
+  return forward(quality);
 }
 
 function adapterReason(reading: Reading): string {
