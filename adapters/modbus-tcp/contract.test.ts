@@ -1,7 +1,8 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { join } from "node:path";
 import { encodeConfigJson } from "../../src/adapter-runtime/config.ts";
-import { kafkaUp } from "../../test/support/services.ts";
+import { KafkaAdmin } from "../../src/kafka/admin.ts";
+import { kafkaConnection, kafkaUp, uniqueName } from "../../test/support/services.ts";
 import { parsePlant } from "../modbus/plant.ts";
 import { startModbusTcpSimulator, type ModbusTcpSimulator } from "./simulator.ts";
 
@@ -10,11 +11,18 @@ const repo = join(import.meta.dir, "../..");
 /** The adapter contract's HTTP side and its behaviour while Kafka is unreachable. */
 describe.skipIf(!kafkaUp)("adapter contract: /health, /metrics, buffering without Kafka", () => {
   let simulator: ModbusTcpSimulator;
+  const admin = new KafkaAdmin(kafkaConnection());
+  const topic = uniqueName("test.contract");
   beforeAll(async () => {
+    await admin.createTopic(topic, 1);
     const registers = Object.fromEntries(Array.from({ length: 20 }, (_, i) => [String(40001 + i), { type: "uint16", waveform: { kind: "constant", value: i } }]));
     simulator = await startModbusTcpSimulator({ basePort: 0, plant: parsePlant({ name: "t", devices: [{ name: "d", unit_id: 1, registers }] }, "t") });
   });
-  afterAll(() => simulator.stop());
+  afterAll(async () => {
+    await simulator.stop();
+    await admin.deleteTopics([topic]).catch(() => undefined);
+    await admin.close();
+  });
 
   function start(kafkaBootstrap: string, maxRecords: number) {
     const config = {
@@ -23,7 +31,7 @@ describe.skipIf(!kafkaUp)("adapter contract: /health, /metrics, buffering withou
       protocol: "modbus_tcp",
       source: { host: "127.0.0.1", port: simulator.portOf("d") },
       mapping: { registers: Object.fromEntries(Array.from({ length: 20 }, (_, i) => [String(40001 + i), { param: `r${i}` }])) },
-      output: { kafka_bootstrap: kafkaBootstrap, asset_id: "a", topic: "telemetry.raw" },
+      output: { kafka_bootstrap: kafkaBootstrap, asset_id: "a", topic },
       poll_interval_ms: 50,
       buffer: { max_records: maxRecords },
     };
