@@ -14,7 +14,7 @@ export TEST_MQTT_URL ?= mqtt://127.0.0.1:$(MQTT_PORT)
 DEMO_PORT ?= 8080
 DEMO_DATA ?= $(CURDIR)/.data/demo
 
-.PHONY: setup setup-demo services services-stop demo test test-unit typecheck build bench clean
+.PHONY: setup setup-demo services services-stop demo test test-unit typecheck build bench screenshots clean
 
 setup:
 	@scripts/setup.sh
@@ -41,7 +41,12 @@ demo: setup-demo
 test: setup services
 	@$(BUN) scripts/gen-migrations-index.ts --check
 	@$(BUN) x tsc --noEmit -p .
-	@$(BUN) test
+	@$(BUN) test --timeout 60000
+
+## PNGs of the web UI's main pages (1280x800) into docs/screenshots/, from a live appliance
+screenshots: setup-demo
+	@scripts/services.sh start kafka
+	@$(BUN) test/browser/screenshots.ts
 
 build: setup-demo
 	@$(BUN) scripts/build.ts

@@ -20,7 +20,7 @@ usage() {
 usage: scripts/setup.sh [--no-bun] [--no-node-modules] [--no-apt] [--no-kafka] [--no-python]
   --no-bun            don't check/install Bun $BUN_VERSION into .tools/
   --no-node-modules   don't run 'bun install --frozen-lockfile'
-  --no-apt            don't install Debian packages (postgresql, mosquitto, kcat, ...)
+  --no-apt            don't install Debian packages (postgresql, mosquitto, kcat, chromium, ...)
   --no-kafka          don't fetch the Kafka $KAFKA_VERSION jars
   --no-python         don't build the Python test-peer venv
 env: GATEWAY_CACHE_DIR (now $GATEWAY_CACHE_DIR)
@@ -59,6 +59,8 @@ apt_packages_missing() {
   command -v kcat >/dev/null || missing+=(kcat)
   command -v mbpoll >/dev/null || missing+=(mbpoll)
   command -v socat >/dev/null || missing+=(socat)
+  # Headless browser for test/browser and `make screenshots` (driven by playwright-core).
+  [[ -x /usr/bin/chromium ]] || missing+=(chromium)
   [[ ${#missing[@]} -eq 0 ]] || printf '%s\n' "${missing[@]}"
 }
 

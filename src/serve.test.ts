@@ -22,7 +22,14 @@ function capturingLogger() {
 function config(overrides: Record<string, unknown>) {
   return loadApplianceConfig({
     env: {},
-    overrides: { data_dir: mkdtempSync(join(tmpdir(), "gw-serve-")), http: { port: 0 }, kafka: { bootstrap_servers: [KAFKA_BOOTSTRAP] }, ...overrides },
+    overrides: {
+      data_dir: mkdtempSync(join(tmpdir(), "gw-serve-")),
+      http: { port: 0 },
+      kafka: { bootstrap_servers: [KAFKA_BOOTSTRAP] },
+      // The stream workers have tests of their own; here they would only slow every stop down.
+      streams: { enabled: false },
+      ...overrides,
+    },
   });
 }
 
@@ -31,7 +38,7 @@ describe.skipIf(!kafkaUp)("gateway serve", () => {
   afterEach(async () => {
     await running?.stop();
     running = undefined;
-  });
+  }, 20_000);
 
   test("healthy with Kafka and the embedded DB", async () => {
     const { log } = capturingLogger();

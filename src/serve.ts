@@ -1,6 +1,8 @@
 import { mkdirSync } from "node:fs";
 import type { ApplianceConfig } from "./config/schema.ts";
 import { buildApp } from "./api/app.ts";
+import { AlarmProjector } from "./api/alarms/projector.ts";
+import { AlarmService } from "./api/alarms/service.ts";
 import { uiRoutes } from "./api/ui.ts";
 import { ApiError } from "./api/errors.ts";
 import { AuditRelay } from "./audit/relay.ts";
@@ -13,6 +15,8 @@ import { checkDeclaredPipelines, PipelineCache, toRun } from "./supervisor/pipel
 import { Supervisor } from "./supervisor/supervisor.ts";
 import { loadQualityRules, startStreamWorkers, WORKERS } from "./streams/run.ts";
 import { KafkaAdmin } from "./kafka/admin.ts";
+import { ReliableProducer } from "./kafka/producer.ts";
+import { ALARM_COMMANDS_TOPIC } from "./streams/alarms/worker.ts";
 import type { Logger } from "./log/logger.ts";
 import { createMetricsRegistry } from "./metrics/registry.ts";
 import { startLive } from "./live/index.ts";
@@ -178,7 +182,18 @@ export async function serve(config: ApplianceConfig, log: Logger): Promise<Runni
   if (streamsEnabled) loadQualityRules(config.streams.quality_rules_file);
   // Workers need no control DB: they start as soon as Kafka answers, and retry until it does.
   const streams = streamsEnabled
-    ? startStreamWorkers({ connection: config.kafka, log, workers: WORKERS, instanceId: config.gateway_id, rulesFile: config.streams.quality_rules_file })
+    ? startStreamWorkers({
+        connection: config.kafka,
+        log,
+        workers: WORKERS,
+        instanceId: config.gateway_id,
+        rulesFile: config.streams.quality_rules_file,
+        alarmRulesFile: config.streams.alarm_rules_file,
+        alertRulesFile: config.streams.alert_rules_file,
+        alertSecretsDir: config.streams.alert_secrets_dir,
+        alertRetryBudgetMs: config.streams.alert_retry_budget_ms,
+        metrics,
+      })
     : Promise.resolve(undefined);
   streams.catch((error) => log.error({ err: (error as Error).message }, "stream workers failed to start"));
   const auditRelay = new AuditRelay(() => controlDb.current?.db, config.kafka, log);
@@ -187,8 +202,17 @@ export async function serve(config: ApplianceConfig, log: Logger): Promise<Runni
   // The web UI's live views (tag explorer, rates, DLQ, alarms) follow Kafka on their own.
   const live = startLive({ connection: config.kafka, listTopics: () => kafka.listTopics(), log: log.child({ component: "live" }) });
   const db = () => currentDb(controlDb);
+  // Alarms: alarms.clean → the `alarms` table (read model), and operator commands → alarms.commands.
+  const alarmProjector = new AlarmProjector({ connection: config.kafka, db: () => controlDb.current?.db, log: log.child({ component: "alarms-projector" }), gatewayId: config.gateway_id });
+  void alarmProjector.start();
+  const commandProducer = new ReliableProducer(config.kafka, "alarm-commands");
+  const alarms = new AlarmService({
+    db,
+    log,
+    publisher: { publish: (key, command) => commandProducer.send([{ topic: ALARM_COMMANDS_TOPIC, key, value: JSON.stringify(command) }]) },
+  });
   const extend = uiRoutes({ config, auth, db, supervisor, probes, log, live, reconcileNow: () => reconciler.reconcileNow() });
-  const app = buildApp({ config, probes, metrics, auth, db, supervisor, log, extend }).listen({ hostname: config.http.host, port: config.http.port });
+  const app = buildApp({ config, probes, metrics, auth, db, supervisor, log, extend, alarms }).listen({ hostname: config.http.host, port: config.http.port });
   const url = `http://${config.http.host}:${app.server!.port}`;
   log.info({ url, mode: config.mode, gatewayId: config.gateway_id }, "gateway serving");
   return {
@@ -200,6 +224,8 @@ export async function serve(config: ApplianceConfig, log: Logger): Promise<Runni
       await live.stop();
       await supervisor.stop();
       await auditRelay.stop();
+      await alarmProjector.stop();
+      await commandProducer.close().catch(() => undefined);
       await (await streams.catch(() => undefined))?.stop();
       await app.stop();
       await kafka.close().catch(() => undefined);

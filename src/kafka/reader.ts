@@ -94,7 +94,7 @@ export async function lastRecord(connection: KafkaConnection, topic: string, par
 }
 
 /**
- * The last `count` committed records of a topic (at most `count` per partition, newest last),
+ * The last `count` committed records of each partition of a topic (oldest first per partition),
  * read from the end offsets without joining any group that matters. For the DLQ browser.
  */
 export async function readLast(connection: KafkaConnection, topic: string, count: number, timeoutMs = 3000): Promise<ConsumedRecord[]> {
@@ -108,10 +108,12 @@ export async function readLast(connection: KafkaConnection, topic: string, count
   try {
     const ends = (await consumer.listOffsets({ topics: [topic], isolationLevel: FetchIsolationLevels.READ_COMMITTED })).get(topic) ?? [];
     const starts = (await consumer.listOffsets({ topics: [topic], timestamp: ListOffsetTimestamps.EARLIEST })).get(topic) ?? [];
+    // Transaction markers take offsets too: look twice as far back, keep the newest `count`.
+    const span = BigInt(count) * 2n;
     const wanted = ends
       .map((end, partition) => {
         const earliest = starts[partition] ?? 0n;
-        const from = end - BigInt(count) > earliest ? end - BigInt(count) : earliest;
+        const from = end - span > earliest ? end - span : earliest;
         return { partition, from, end };
       })
       .filter((p) => p.end > p.from);
@@ -137,7 +139,7 @@ export async function readLast(connection: KafkaConnection, topic: string, count
       await Bun.sleep(20);
     }
     await stream.close();
-    return records.filter((r) => wanted.some((p) => p.partition === r.partition && r.offset < p.end));
+    return wanted.flatMap((p) => records.filter((r) => r.partition === p.partition && r.offset < p.end).slice(-count));
   } finally {
     await consumer.close(true);
   }

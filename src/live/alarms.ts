@@ -72,8 +72,8 @@ export class InMemoryAlarmSource implements AlarmSource {
       updated_at: at,
       acked_by: text(body.acked_by) ?? previous?.acked_by ?? null,
       acked_at: text(body.acked_at) ?? previous?.acked_at ?? null,
-      suppressed_until: previous?.suppressed_until ?? null,
-      suppressed_by: previous?.suppressed_by ?? null,
+      suppressed_until: text(body.suppressed_until) ?? previous?.suppressed_until ?? null,
+      suppressed_by: text(body.suppressed_by) ?? previous?.suppressed_by ?? null,
     };
     this.#alarms.delete(id);
     this.#alarms.set(id, alarm);

@@ -35,6 +35,8 @@ export interface LiveServices {
   dlq: DlqBrowser;
   alarms: AlarmSource;
   status(): LiveStatus;
+  /** Aborted by stop(): open event streams end, so the HTTP server can stop without waiting for them. */
+  closing: AbortSignal;
   stop(): Promise<void>;
 }
 
@@ -69,6 +71,7 @@ export function startLive(options: LiveOptions): LiveServices {
   let problem: string | null = "starting";
   let stopped = false;
   let timer: ReturnType<typeof setTimeout> | undefined;
+  const closing = new AbortController();
 
   const check = async () => {
     let next = TOPIC_RECHECK_MS;
@@ -99,8 +102,10 @@ export function startLive(options: LiveOptions): LiveServices {
     dlq,
     alarms,
     status: () => ({ following: current?.topics ?? [], problem }),
+    closing: closing.signal,
     async stop() {
       stopped = true;
+      closing.abort();
       clearTimeout(timer);
       await current?.tail.stop();
       current = undefined;

@@ -25,56 +25,85 @@ export interface SseOptions {
   onError?: (error: unknown) => void;
 }
 
+/**
+ * A pull-driven stream: the next tick runs only when the client has taken the previous chunk, so
+ * a slow or vanished reader costs nothing, and every stream ends on abort or after its lifetime.
+ */
 export function sseResponse(options: SseOptions): Response {
   const encoder = new TextEncoder();
+  const endAt = Date.now() + (options.maxLifetimeMs ?? SSE_MAX_LIFETIME_MS);
   let closed = false;
-  const stream = new ReadableStream<Uint8Array>({
-    start(controller) {
-      const send = (text: string) => {
-        if (closed) return;
-        try {
-          controller.enqueue(encoder.encode(text));
-        } catch {
-          closed = true;
-        }
-      };
-      const stop = () => {
-        if (closed) return;
-        closed = true;
-        try {
-          controller.close();
-        } catch {
-          // already closed by the client
-        }
-      };
-      options.signal?.addEventListener("abort", stop, { once: true });
-      const endAt = Date.now() + (options.maxLifetimeMs ?? SSE_MAX_LIFETIME_MS);
-      void (async () => {
-        send(`retry: ${SSE_RETRY_MS}\n\n`);
-        let lastSent = Date.now();
-        while (!closed && Date.now() < endAt) {
-          try {
-            const events = await options.tick();
-            if (events.length > 0) {
-              send(events.map(formatSse).join(""));
-              lastSent = Date.now();
+  let started = false;
+  let lastSent = 0;
+  let wake: (() => void) | undefined;
+  const stream = new ReadableStream<Uint8Array>(
+    {
+      start(controller) {
+        options.signal?.addEventListener(
+          "abort",
+          () => {
+            if (closed) return;
+            closed = true;
+            wake?.();
+            try {
+              controller.close();
+            } catch {
+              // already closed
             }
+          },
+          { once: true },
+        );
+      },
+      async pull(controller) {
+        const send = (text: string) => {
+          if (closed) return;
+          try {
+            controller.enqueue(encoder.encode(text));
+            lastSent = Date.now();
+          } catch {
+            closed = true;
+          }
+        };
+        const tick = async (prefix = "") => {
+          let events: SseEvent[] = [];
+          try {
+            events = await options.tick();
           } catch (error) {
             options.onError?.(error);
           }
-          if (!closed && Date.now() - lastSent >= SSE_HEARTBEAT_MS) {
-            send(": keep-alive\n\n");
-            lastSent = Date.now();
-          }
-          await Bun.sleep(Math.min(options.intervalMs, SSE_HEARTBEAT_MS));
+          if (prefix || events.length > 0) send(prefix + events.map(formatSse).join(""));
+          return events.length > 0;
+        };
+        if (!started) {
+          started = true;
+          await tick(`retry: ${SSE_RETRY_MS}\n\n`);
+          return;
         }
-        stop();
-      })();
+        while (!closed) {
+          await new Promise<void>((resolve) => {
+            wake = resolve;
+            setTimeout(resolve, Math.min(options.intervalMs, SSE_HEARTBEAT_MS));
+          });
+          if (closed) return;
+          if (Date.now() >= endAt) {
+            closed = true;
+            controller.close();
+            return;
+          }
+          if (await tick()) return;
+          if (Date.now() - lastSent >= SSE_HEARTBEAT_MS) {
+            send(": keep-alive\n\n");
+            return;
+          }
+        }
+      },
+      cancel() {
+        closed = true;
+        wake?.();
+      },
     },
-    cancel() {
-      closed = true;
-    },
-  });
+    { highWaterMark: 1 },
+  );
   return new Response(stream, {
     headers: {
       "content-type": "text/event-stream; charset=utf-8",

@@ -16,6 +16,8 @@ export interface SupervisorTiming {
   /** A child that ran this long is considered recovered: its next crash starts backoff afresh. */
   stableAfterMs: number;
   stopGraceMs: number;
+  /** How long a starting child may take to report its health port before it counts as hung. */
+  startGraceMs: number;
 }
 
 export const DEFAULT_TIMING: SupervisorTiming = {
@@ -25,6 +27,7 @@ export const DEFAULT_TIMING: SupervisorTiming = {
   restartMaxMs: 60_000,
   stableAfterMs: 60_000,
   stopGraceMs: 12_000,
+  startGraceMs: 30_000,
 };
 
 const HEALTH_TIMEOUT_MS = 2000;
@@ -151,7 +154,7 @@ export class ManagedAdapter {
   async #checkHealth(): Promise<void> {
     if (!this.#child || this.#state === "stopping") return;
     if (this.#healthPort === null) {
-      if (Date.now() - this.#startedAt > this.timing.healthIntervalMs * this.timing.unhealthyChecks) {
+      if (Date.now() - this.#startedAt > this.timing.startGraceMs) {
         this.#badCheck("no health port reported");
       }
       return;

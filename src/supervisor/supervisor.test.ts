@@ -10,7 +10,7 @@ import { Supervisor } from "./supervisor.ts";
 const fixture = join(import.meta.dir, "../../test/fixtures/scripted-adapter.ts");
 const self = [process.execPath, fixture];
 const log = createLogger("test", "silent");
-const timing = { healthIntervalMs: 100, unhealthyChecks: 2, restartBaseMs: 50, restartMaxMs: 400, stableAfterMs: 60_000, stopGraceMs: 2000 };
+const timing = { healthIntervalMs: 100, unhealthyChecks: 2, restartBaseMs: 50, restartMaxMs: 400, stableAfterMs: 60_000, stopGraceMs: 2000, startGraceMs: 10_000 };
 
 const run = (id: string, config: Record<string, unknown> = {}, extra: Partial<PipelineRun> = {}): PipelineRun => ({
   pipeline_id: id,

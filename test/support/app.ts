@@ -2,6 +2,7 @@ import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { buildApp } from "../../src/api/app.ts";
+import { uiRoutes } from "../../src/api/ui.ts";
 import type { Role } from "../../src/auth/permissions.ts";
 import { AuthService, loadOrCreateSecret } from "../../src/auth/service.ts";
 import { loadApplianceConfig } from "../../src/config/load.ts";
@@ -24,7 +25,10 @@ export async function testApp(options: { databaseUrl?: string; bodyLimit?: numbe
   const log = createLogger("test", "silent");
   const auth = new AuthService(() => controlDb.db, loadOrCreateSecret(dataDir));
   const supervisor = new Supervisor({ log });
-  const app = buildApp({ config, probes: [], metrics: createMetricsRegistry(), auth, db: () => controlDb.db, supervisor, log });
+  const db = () => controlDb.db;
+  // The web UI too, so the RBAC matrix covers its pages (no Kafka tail here: live views are empty).
+  const extend = uiRoutes({ config, auth, db, supervisor, probes: [], log });
+  const app = buildApp({ config, probes: [], metrics: createMetricsRegistry(), auth, db, supervisor, log, extend });
   const tokens = {} as Record<Role, string>;
   for (const role of ["Operator", "Engineer", "Admin", "Copilot"] as Role[]) {
     await auth.createUser(role.toLowerCase(), TEST_PASSWORD, role);
