@@ -14,7 +14,7 @@ import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync } f
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { freePort, gitInfo, log, machineInfo, median, processRssMb, round } from "./lib.ts";
+import { freePort, gitInfo, log, machineInfo, machineJiffies, median, processRssMb, round } from "./lib.ts";
 
 const repo = join(import.meta.dir, "..");
 
@@ -109,6 +109,7 @@ function timeVersion(binary: string, cwd: string): { ms: number; output: string 
 
 async function main() {
   const machine = machineInfo();
+  const j0 = machineJiffies();
   const source = join(repo, args.binary!);
   let build: { seconds: number; command: string } | undefined;
   if (!args["no-build"]) {
@@ -159,8 +160,11 @@ async function main() {
       clean_exits: runs.filter((r) => r.exit_code === 0).length,
       runs,
     });
+    const j1 = machineJiffies();
     const result = {
       benchmark: "binary",
+      /** Whole-machine CPU busy % over the run: others' work on the box inflates start times. */
+      machine_busy_pct: round((100 * (j1.busy - j0.busy)) / (j1.total - j0.total), 1),
       command: `bun bench/binary.ts ${process.argv.slice(2).join(" ")}`.trim(),
       machine,
       git: gitInfo(repo),
@@ -187,6 +191,9 @@ async function main() {
         `| warm start (existing data dir) to first 200 | ${result.warm_start.healthy_ms_median} ms | ${result.warm_start.healthy_ms_min} ms | ${result.warm_start.healthy_ms_max} ms |`,
         `| RSS when healthy (cold / warm) | ${result.cold_start.rss_mb_at_healthy_median} / ${result.warm_start.rss_mb_at_healthy_median} MiB | | |`,
         `| fresh data dir size | ${result.cold_start.data_dir_mb} MiB | | |`,
+        `| SIGTERM to exit (cold / warm) | ${result.cold_start.stop_ms_median} / ${result.warm_start.stop_ms_median} ms | | |`,
+        "",
+        `machine busy during the run: ${result.machine_busy_pct} % (of ${machine.nproc} cores)`,
       ].join("\n"),
     );
   } finally {

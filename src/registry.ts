@@ -18,14 +18,38 @@ export interface Sample {
   time_source: "device" | "gateway";
   status_text?: string;
   error?: string;
+  /** Extra protocol facts for the envelope's metadata (e.g. OPC UA server_time); never overrides the runtime's own keys. */
+  metadata?: Record<string, string>;
 }
 
 export type ErrorType = "connection" | "timeout" | "protocol" | "decode" | "config";
+
+/** A Kafka record written as given, outside the reading envelope: dead letters and other side records. */
+export interface RawRecord {
+  topic: string;
+  key?: string;
+  value: string;
+  headers?: Record<string, string>;
+}
 
 export interface AdapterContext {
   log: Logger;
   /** Hands samples to the publisher; never blocks the protocol loop. */
   emit(samples: Sample[]): void;
+  /**
+   * `emit`, plus a promise that resolves once Kafka has acknowledged every one of these readings
+   * (acks=all): for sources that acknowledge a message only after Kafka has it (MQTT QoS 1/2).
+   * Rejects when one of them is dropped (buffer full) or the adapter stops with it unsent. The
+   * promise is already handled, so ignoring it is safe. Optional so that hand-made contexts
+   * (connection tests) need not provide it; the runtime always does.
+   */
+  emitAndConfirm?(samples: Sample[]): Promise<void>;
+  /**
+   * Writes records as given (own topic, key, value, headers), in order with the readings, through
+   * the same bounded buffer: dead letters for `dlq.invalid_telemetry`. Counted apart from readings
+   * (`adapter_raw_records_total{topic}`). Resolves/rejects like `emitAndConfirm`.
+   */
+  emitRaw?(records: RawRecord[]): Promise<void>;
   recordError(type: ErrorType, source: string, error: unknown): void;
   readLatency: Histogram<string>;
   /** Called by the adapter's main loop on every cycle; a loop that stops calling it is reported unhealthy. */

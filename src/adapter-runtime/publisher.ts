@@ -11,10 +11,26 @@ export interface PublisherOptions {
 }
 
 export interface PublisherEvents {
-  sent(count: number): void;
+  /** `records` is the batch Kafka just acknowledged (for callers that count kinds of record apart). */
+  sent(count: number, records: readonly OutgoingRecord[]): void;
   /** Records dropped because the buffer was full: counted and logged, never silent. */
   dropped(count: number, reason: string): void;
   kafkaState(state: "ok" | "down", error?: unknown): void;
+}
+
+/** One `pushAndConfirm` call: settles when all of its records are acknowledged, or at the first one lost. */
+interface Confirmation {
+  remaining: number;
+  resolve(): void;
+  reject(error: Error): void;
+}
+
+/** Why a confirmation failed: its records were dropped, or the publisher closed with them unsent. */
+export class NotConfirmedError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "NotConfirmedError";
+  }
 }
 
 const RETRY_START_MS = 200;
@@ -35,6 +51,8 @@ export class Publisher {
   #retryDelay = RETRY_START_MS;
   #kafkaOk = false;
   #closed = false;
+  /** Records whose acknowledgement someone awaits (pushAndConfirm); empty on the plain `push` path. */
+  readonly #confirmations = new Map<OutgoingRecord, Confirmation>();
 
   constructor(
     private readonly sender: RecordSender,
@@ -50,13 +68,59 @@ export class Publisher {
     for (const r of records) this.#queue.push(r);
     const overflow = this.buffered - this.options.maxRecords;
     if (overflow > 0) {
+      const reason = `buffer full (${this.options.maxRecords} records) while Kafka is unreachable`;
       // The batch being sent stays whole: dropping from it would count records that do reach Kafka.
-      if (this.#inFlightCount > 0) this.#queue.splice(this.#head + this.#inFlightCount, overflow);
-      else this.#head += overflow;
-      this.events.dropped(overflow, `buffer full (${this.options.maxRecords} records) while Kafka is unreachable`);
+      if (this.#inFlightCount > 0) {
+        const removed = this.#queue.splice(this.#head + this.#inFlightCount, overflow);
+        if (this.#confirmations.size > 0) this.#fail(removed, reason);
+      } else {
+        if (this.#confirmations.size > 0) this.#fail(this.#queue.slice(this.#head, this.#head + overflow), reason);
+        this.#head += overflow;
+      }
+      this.events.dropped(overflow, reason);
       this.#compact();
     }
     this.#schedule(this.buffered >= this.options.maxBatch ? 0 : this.options.lingerMs);
+  }
+
+  /**
+   * `push`, plus a promise that resolves once Kafka has acknowledged every one of `records`
+   * (the sender's acks=all), so a caller can acknowledge its own source only then. It rejects
+   * with NotConfirmedError as soon as one of them is dropped (buffer full) or the publisher is
+   * closed with it unsent. Records must be fresh objects (they are tracked by identity). The
+   * promise is marked handled: ignoring it never raises an unhandled rejection.
+   */
+  pushAndConfirm(records: OutgoingRecord[]): Promise<void> {
+    if (records.length === 0) return Promise.resolve();
+    if (this.#closed) {
+      const closed = Promise.reject(new NotConfirmedError("publisher closed"));
+      closed.catch(() => undefined);
+      return closed;
+    }
+    const { promise, resolve, reject } = Promise.withResolvers<void>();
+    promise.catch(() => undefined);
+    const confirmation: Confirmation = { remaining: records.length, resolve, reject };
+    for (const r of records) this.#confirmations.set(r, confirmation);
+    this.push(records);
+    return promise;
+  }
+
+  #fail(records: readonly OutgoingRecord[], reason: string): void {
+    for (const r of records) {
+      const confirmation = this.#confirmations.get(r);
+      if (!confirmation) continue;
+      this.#confirmations.delete(r);
+      confirmation.reject(new NotConfirmedError(`not written to Kafka: ${reason}`));
+    }
+  }
+
+  #confirm(records: readonly OutgoingRecord[]): void {
+    for (const r of records) {
+      const confirmation = this.#confirmations.get(r);
+      if (!confirmation) continue;
+      this.#confirmations.delete(r);
+      if (--confirmation.remaining === 0) confirmation.resolve();
+    }
   }
 
   #schedule(delay: number): void {
@@ -89,7 +153,8 @@ export class Publisher {
     this.#retryDelay = RETRY_START_MS;
     if (!this.#kafkaOk) this.events.kafkaState("ok");
     this.#kafkaOk = true;
-    this.events.sent(batch.length);
+    if (this.#confirmations.size > 0) this.#confirm(batch);
+    this.events.sent(batch.length, batch);
   }
 
   #compact(): void {
@@ -99,11 +164,12 @@ export class Publisher {
     }
   }
 
-  /** Stops retrying; what is still queued stays counted in `buffered`. */
+  /** Stops retrying; what is still queued stays counted in `buffered`, and its confirmations fail. */
   close(): void {
     this.#closed = true;
     clearTimeout(this.#timer);
     this.#timer = undefined;
+    if (this.#confirmations.size > 0) this.#fail([...this.#confirmations.keys()], "publisher closed before Kafka acknowledged");
   }
 
   /** Sends everything queued; false when the deadline passed first (what is left is reported). */

@@ -6,7 +6,7 @@ import { connectionFromBootstrap } from "../kafka/connection.ts";
 import { ReliableProducer, type OutgoingRecord } from "../kafka/producer.ts";
 import { createLogger, type Logger } from "../log/logger.ts";
 import { createMetricsRegistry } from "../metrics/registry.ts";
-import type { AdapterDefinition, ErrorType, Sample } from "../registry.ts";
+import type { AdapterDefinition, ErrorType, RawRecord, Sample } from "../registry.ts";
 import { decodeConfigJson, parseAdapterConfig, type CommonAdapterConfig } from "./config.ts";
 import { HealthTracker } from "./health.ts";
 import { Publisher, type RecordSender } from "./publisher.ts";
@@ -31,6 +31,7 @@ export function toReading(sample: Sample, config: CommonAdapterConfig, version: 
     timestamps: { device_time: deviceTime, gateway_time: now.toISOString(), kafka_time: null },
     clock_skew_ms: now.getTime() - sample.device_time.getTime(),
     metadata: {
+      ...sample.metadata,
       adapter_id: config.adapter_id,
       adapter_version: version,
       pipeline_id: config.pipeline_id,
@@ -86,6 +87,7 @@ class AdapterProcess {
   readonly #errors: Counter<string>;
   readonly #dropped: Counter<string>;
   readonly #sent: Counter<string>;
+  readonly #raw: Counter<string>;
   readonly #buffered: Gauge<string>;
   readonly #latency: Histogram<string>;
   readonly #tracker: HealthTracker;
@@ -95,6 +97,10 @@ class AdapterProcess {
   #readTotal = 0;
   #sentTotal = 0;
   #droppedTotal = 0;
+  #rawTotal = 0;
+  #rawSentTotal = 0;
+  /** Records from emitRaw, told apart from readings when Kafka acknowledges a batch. */
+  readonly #rawRecords = new WeakSet<OutgoingRecord>();
 
   constructor(
     private readonly definition: AdapterDefinition,
@@ -109,6 +115,12 @@ class AdapterProcess {
     this.#errors = new Counter({ name: "adapter_errors_total", help: "Total errors", labelNames: ["pipeline_id", "type"], registers });
     this.#dropped = new Counter({ name: "adapter_dropped_total", help: "Readings dropped because the buffer was full while Kafka was unreachable", labelNames: ["pipeline_id"], registers });
     this.#sent = new Counter({ name: "adapter_kafka_records_total", help: "Readings acknowledged by Kafka (acks=all)", labelNames: ["pipeline_id"], registers });
+    this.#raw = new Counter({
+      name: "adapter_raw_records_total",
+      help: "Records other than readings (dead letters) handed to the publisher, by topic",
+      labelNames: ["pipeline_id", "topic"],
+      registers,
+    });
     this.#buffered = new Gauge({ name: "adapter_buffered_records", help: "Readings waiting for Kafka", labelNames: ["pipeline_id"], registers });
     this.#latency = new Histogram({
       name: "adapter_read_latency_seconds",
@@ -128,9 +140,11 @@ class AdapterProcess {
       maxBatch: config.buffer.max_batch,
       lingerMs: config.buffer.linger_ms,
     }, {
-      sent: (n) => {
-        this.#sentTotal += n;
-        this.#sent.inc(labels, n);
+      sent: (n, batch) => {
+        const raw = this.#rawTotal > 0 ? batch.reduce((count, r) => count + (this.#rawRecords.has(r) ? 1 : 0), 0) : 0;
+        this.#rawSentTotal += raw;
+        this.#sentTotal += n - raw;
+        this.#sent.inc(labels, n - raw);
         this.#buffered.set(labels, this.#publisher.buffered);
       },
       dropped: (n, reason) => {
@@ -154,6 +168,19 @@ class AdapterProcess {
 
   #emit(samples: Sample[]): void {
     if (samples.length === 0) return;
+    this.#publisher.push(this.#readingRecords(samples));
+    this.#buffered.set({ pipeline_id: this.config.pipeline_id }, this.#publisher.buffered);
+  }
+
+  #emitAndConfirm(samples: Sample[]): Promise<void> {
+    if (samples.length === 0) return Promise.resolve();
+    const confirmed = this.#publisher.pushAndConfirm(this.#readingRecords(samples));
+    this.#buffered.set({ pipeline_id: this.config.pipeline_id }, this.#publisher.buffered);
+    return confirmed;
+  }
+
+  /** Envelopes and counts readings about to be handed to the publisher. */
+  #readingRecords(samples: Sample[]): OutgoingRecord[] {
     const now = new Date();
     const records: OutgoingRecord[] = samples.map((s) => {
       const reading = toReading(s, this.config, this.definition.version, this.#host, now);
@@ -162,8 +189,19 @@ class AdapterProcess {
     this.#readTotal += samples.length;
     this.#readings.inc({ pipeline_id: this.config.pipeline_id }, samples.length);
     this.#tracker.readings(samples.length);
-    this.#publisher.push(records);
+    return records;
+  }
+
+  #emitRaw(raw: RawRecord[]): Promise<void> {
+    const records: OutgoingRecord[] = raw.map((r) => ({ topic: r.topic, value: r.value, ...(r.key === undefined ? {} : { key: r.key }), ...(r.headers ? { headers: r.headers } : {}) }));
+    for (const r of records) {
+      this.#rawRecords.add(r);
+      this.#raw.inc({ pipeline_id: this.config.pipeline_id, topic: r.topic });
+    }
+    this.#rawTotal += records.length;
+    const confirmed = this.#publisher.pushAndConfirm(records);
     this.#buffered.set({ pipeline_id: this.config.pipeline_id }, this.#publisher.buffered);
+    return confirmed;
   }
 
   #serveHealth() {
@@ -190,6 +228,8 @@ class AdapterProcess {
     const instance = this.definition.create(this.config, {
       log: this.log,
       emit: (samples) => this.#emit(samples),
+      emitAndConfirm: (samples) => this.#emitAndConfirm(samples),
+      emitRaw: (records) => this.#emitRaw(records),
       recordError: (type: ErrorType, source: string, error: unknown) => {
         this.#errors.inc({ pipeline_id: this.config.pipeline_id, type });
         this.#tracker.error();
@@ -216,7 +256,13 @@ class AdapterProcess {
     await this.#producer?.close().catch(() => undefined);
     server.stop(true);
     clearTimeout(hardStop);
-    const summary = { readings_total: this.#readTotal, sent_total: this.#sentTotal, dropped_total: this.#droppedTotal, unsent: this.#publisher.buffered };
+    const summary = {
+      readings_total: this.#readTotal,
+      sent_total: this.#sentTotal,
+      dropped_total: this.#droppedTotal,
+      unsent: this.#publisher.buffered,
+      ...(this.#rawTotal > 0 ? { raw_total: this.#rawTotal, raw_sent_total: this.#rawSentTotal } : {}),
+    };
     if (flushed) this.log.info(summary, "adapter stopped");
     else this.log.error(summary, "adapter stopped with readings not acknowledged by Kafka");
     return flushed ? EXIT_OK : EXIT_FAILURE;

@@ -8,6 +8,8 @@ import type { Db } from "../db/client.ts";
 import type { Logger } from "../log/logger.ts";
 import type { Supervisor } from "../supervisor/supervisor.ts";
 import { VERSION } from "../version.ts";
+import { alarmRoutes } from "./alarms/index.ts";
+import { AlarmService } from "./alarms/service.ts";
 import { auditRoutes } from "./audit/index.ts";
 import { authRoutes } from "./auth/index.ts";
 import { ApiError } from "./errors.ts";
@@ -30,6 +32,8 @@ export interface AppDeps {
   supervisor: Supervisor;
   log: Logger;
   stages?: () => StreamStage[];
+  /** Alarm list and operator commands; default: read model only (commands answer 503 without a producer). */
+  alarms?: AlarmService;
   /** Extra routes (the web UI) mounted behind the same guard. */
   extend?: (app: Elysia) => Elysia;
 }
@@ -109,6 +113,7 @@ export function buildApp(deps: AppDeps) {
     .use(gatewayRoutes(deps.db))
     .use(topologyRoutes(pipelines, deps.supervisor, deps.stages ?? (() => [])))
     .use(auditRoutes(deps.db))
-    .use(userRoutes(deps.db, deps.auth));
+    .use(userRoutes(deps.db, deps.auth))
+    .use(alarmRoutes(deps.alarms ?? new AlarmService({ db: deps.db, log: deps.log })));
   return deps.extend ? deps.extend(app as unknown as Elysia) : app;
 }

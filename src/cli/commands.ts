@@ -9,6 +9,9 @@ import { runAdapter } from "../adapter-runtime/run.ts";
 import { ADAPTERS } from "../adapters.ts";
 import { loadPlantFile } from "../../adapters/modbus/plant.ts";
 import { startModbusTcpSimulator } from "../../adapters/modbus-tcp/simulator.ts";
+import { modbusRtuSimulateHelp, modbusRtuSimulateOptions, runModbusRtuSimulatorCommand } from "../../adapters/modbus-rtu/cli.ts";
+import { runXBeeSimulatorCommand, xbeeSimulateHelp, xbeeSimulateOptions } from "../../adapters/xbee/cli.ts";
+import { opcuaCommand, runOpcuaSimulatorCommand } from "../../adapters/opcua/cli.ts";
 import { startStreamWorkers, WORKERS, type WorkerName } from "../streams/run.ts";
 import { VERSION } from "../version.ts";
 import { choiceOption, defineCommand, intOption, UsageError, type CommandSpec } from "./command.ts";
@@ -117,23 +120,28 @@ const adapterCommand = defineCommand({
   },
 });
 
-const SIMULATORS = ["modbus"] as const;
+const SIMULATORS = ["modbus", "opcua", "modbus-rtu", "xbee"] as const;
 
 const simulateCommand = defineCommand({
   name: "simulate",
   summary: "Run a simulated device that follows a plant file's deterministic waveforms (demo, tests, benchmarks).",
-  usage: "simulate modbus --port N --plant FILE [--host ADDR]",
-  options: { port: { type: "string" }, plant: { type: "string" }, host: { type: "string" } },
+  usage: "simulate modbus|opcua --port N --plant FILE [--host ADDR] | simulate modbus-rtu|xbee --device PATH --plant FILE [--baud N] [--parity P] [--noise RATE]",
+  options: { port: { type: "string" }, plant: { type: "string" }, host: { type: "string" }, ...modbusRtuSimulateOptions, ...xbeeSimulateOptions },
   optionHelp: {
     port: "base TCP port; a device listens on port + its port_offset",
     plant: "plant file (YAML), e.g. plants/offshore-well.yaml",
     host: "listen address (default 127.0.0.1)",
+    ...modbusRtuSimulateHelp,
+    ...xbeeSimulateHelp,
   },
   positionals: { min: 1, max: 1 },
   async run({ values, positionals }) {
     if (!SIMULATORS.includes(positionals[0] as (typeof SIMULATORS)[number])) {
       throw new UsageError(`gateway simulate: unknown device "${positionals[0]}" (expected one of ${SIMULATORS.join(", ")})`);
     }
+    if (positionals[0] === "opcua") return runOpcuaSimulatorCommand(values);
+    if (positionals[0] === "modbus-rtu") return runModbusRtuSimulatorCommand(values);
+    if (positionals[0] === "xbee") return runXBeeSimulatorCommand(values);
     if (!values.plant) throw new UsageError("gateway simulate: --plant FILE is required");
     const port = intOption(values, "port", 0, 65535) ?? 5020;
     const plant = loadPlantFile(String(values.plant));
@@ -197,4 +205,4 @@ const versionCommand = defineCommand({
   },
 });
 
-export const COMMANDS: CommandSpec[] = [serveCommand, adapterCommand, workerCommand, simulateCommand, migrateCommand, topicsCommand, versionCommand] as CommandSpec[];
+export const COMMANDS: CommandSpec[] = [serveCommand, adapterCommand, workerCommand, simulateCommand, opcuaCommand, migrateCommand, topicsCommand, versionCommand] as CommandSpec[];

@@ -84,6 +84,14 @@ export const ApplianceConfigSchema = Type.Object(
       {
         enabled: Type.Optional(Type.Boolean({ description: "Run the quality validator and aggregator here (default: on in standalone and hub, off at the edge)" })),
         quality_rules_file: Type.Optional(Type.String({ description: "Quality rules YAML: ranges, rates of change, expected intervals" })),
+        alarm_rules_file: Type.Optional(Type.String({ description: "Alarm rules YAML (limits, delays, deadbands); without it the alarm evaluator does not run" })),
+        alert_rules_file: Type.Optional(Type.String({ description: "Alert routing YAML (PagerDuty, Slack, SMS, e-mail, webhooks); without it the alert router and sender do not run" })),
+        alert_secrets_dir: Type.Optional(Type.String({ description: "Folder of files for ${secret:name} in the alert routing YAML (else env SECRET_<NAME>)" })),
+        alert_retry_budget_ms: Type.Integer({
+          minimum: 1000,
+          default: 24 * 3_600_000,
+          description: "How long an alert delivery keeps being retried while its provider is unreachable (offline at the edge) before it goes to dlq.alert_deliveries",
+        }),
       },
       { additionalProperties: false, default: {} },
     ),

@@ -10,6 +10,7 @@ import {
   bigserial,
   boolean,
   check,
+  doublePrecision,
   index,
   integer,
   jsonb,
@@ -172,6 +173,42 @@ export const users = pgTable(
   ],
 );
 
+/**
+ * Read model of alarms.clean (src/api/alarms/projector.ts): one row per alarm, the latest transition
+ * wins by `sequence`. The engine's state in Kafka is the truth; this table is for listing and for
+ * checking an operator's action before it is sent.
+ */
+export const alarms = pgTable(
+  "alarms",
+  {
+    alarmId: text("alarm_id").primaryKey(),
+    assetId: text("asset_id").notNull(),
+    parameter: text("parameter").notNull(),
+    type: text("type").notNull(),
+    severity: text("severity").notNull(),
+    state: text("state").notNull(),
+    raisedAt: tstz("raised_at").notNull(),
+    ackedAt: tstz("acked_at"),
+    ackedBy: text("acked_by"),
+    clearedAt: tstz("cleared_at"),
+    suppressedUntil: tstz("suppressed_until"),
+    suppressedBy: text("suppressed_by"),
+    message: text("message").notNull().default(""),
+    value: jsonb("value").$type<number | string | boolean | null>(),
+    threshold: doublePrecision("threshold"),
+    unit: text("unit"),
+    sequence: integer("sequence").notNull(),
+    /** The latest alarms.clean record as received: what lifecycle checks run against. */
+    lastEvent: jsonb("last_event").$type<JsonObject>().notNull(),
+    updatedAt: updatedAt(),
+  },
+  (t) => [
+    index("alarms_state_raised_idx").on(t.state, t.raisedAt),
+    index("alarms_asset_idx").on(t.assetId, t.raisedAt),
+    index("alarms_raised_idx").on(t.raisedAt),
+  ],
+);
+
 export type Gateway = typeof gateways.$inferSelect;
 export type Pipeline = typeof pipelines.$inferSelect;
 export type NewPipeline = typeof pipelines.$inferInsert;
@@ -182,3 +219,5 @@ export type NewAuditEntry = typeof auditLog.$inferInsert;
 export type SchemaRow = typeof schemas.$inferSelect;
 export type ConfigVersion = typeof configVersions.$inferSelect;
 export type User = typeof users.$inferSelect;
+export type AlarmRow = typeof alarms.$inferSelect;
+export type NewAlarmRow = typeof alarms.$inferInsert;

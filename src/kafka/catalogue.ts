@@ -56,6 +56,15 @@ export const TOPIC_CATALOGUE: readonly TopicSpec[] = [
   // Worker state: co-partitioned with the input the state follows, written in the workers' transactions.
   { name: "_gateway.quality.changelog", partitions: DATA_PARTITIONS, configs: changelog(), description: "Quality validator and ledger state per tag" },
   { name: "_gateway.aggregate.changelog", partitions: DATA_PARTITIONS, configs: changelog(), description: "Open aggregation windows per tag" },
+  // Alarms. Commands are keyed asset_id/parameter and partitioned like telemetry.clean, so each reaches the evaluator partition that owns the alarm.
+  { name: "alarms.commands", partitions: DATA_PARTITIONS, configs: retention(7 * DAY_MS), description: "Operator alarm commands (ack, suppress, unsuppress) from the API" },
+  { name: "_gateway.alarms.changelog", partitions: DATA_PARTITIONS, configs: changelog(), description: "Alarm evaluator state per tag (conditions, open alarms)" },
+  // Alert routing runs as one active instance (dedup and digests need every alarm in one state): one partition each.
+  { name: "_gateway.alerts.changelog", partitions: SMALL_PARTITIONS, configs: changelog(), description: "Alert router state (tracked alarms, dedup, pending deliveries, digests)" },
+  { name: "_gateway.alerts.deliveries", partitions: SMALL_PARTITIONS, configs: retention(7 * DAY_MS), description: "Delivery jobs from the router to the sender (action refs, no secrets)" },
+  { name: "_gateway.alerts.outcomes", partitions: SMALL_PARTITIONS, configs: retention(7 * DAY_MS), description: "Delivery outcomes from the sender back to the router" },
+  { name: "_gateway.alerts.delivered", partitions: SMALL_PARTITIONS, configs: { ...compacted(), "cleanup.policy": "compact,delete", "retention.ms": String(7 * DAY_MS) }, description: "Delivery ids already delivered: a restarted sender never sends one twice" },
+  { name: "dlq.alert_deliveries", partitions: SMALL_PARTITIONS, configs: retention(90 * DAY_MS), description: "Alert deliveries given up on (permanent error, or retry budget spent)" },
 ];
 
 export function topicSpec(name: string): TopicSpec {

@@ -6,6 +6,8 @@ import {
   Producer,
   stringDeserializers,
   stringSerializers,
+  type GroupPartitionsAssigner,
+  type GroupPartitionsAssignments,
   type Message,
   type MessagesStream,
 } from "@platformatic/kafka";
@@ -51,6 +53,15 @@ export interface ProcessorOptions {
   state?: KeyedStateOptions;
   maxBatch?: number;
   maxWaitMs?: number;
+  /**
+   * Wall-clock timers (suppression expiry, escalation): every `tickMs` while no batch is waiting,
+   * `process([])` runs and its outputs are produced in a transaction of their own (no offsets).
+   */
+  tickMs?: number;
+  /** How the group spreads partitions over members; default: the client's round robin. */
+  partitionAssigner?: GroupPartitionsAssigner;
+  /** After a transaction committed, with what it produced (metrics that must not count aborted work). */
+  onCommit?: (outputs: OutgoingRecord[]) => void;
 }
 
 const DEFAULT_MAX_BATCH = 500;
@@ -93,6 +104,8 @@ export class TransactionalProcessor {
   #restarting = false;
   /** Partitions of state.followsTopic whose changelog has been restored into memory. */
   #restored = new Set<number>();
+  #ticker: ReturnType<typeof setInterval> | undefined;
+  #ticking = false;
   committedBatches = 0;
 
   constructor(options: ProcessorOptions) {
@@ -108,6 +121,32 @@ export class TransactionalProcessor {
     } catch (error) {
       // Kafka not reachable yet: keep trying in the background rather than failing the appliance.
       void this.#restart(`start failed: ${(error as Error).message}`);
+    }
+    if (this.#options.tickMs) this.#ticker = setInterval(() => this.#scheduleTick(), this.#options.tickMs);
+  }
+
+  #scheduleTick(): void {
+    // Only when idle: a batch in hand or due gets processed first, and its `process` call sees the same clock.
+    if (this.#stopped || this.#restarting || this.#ticking || !this.#stream || this.#pending.length > 0 || this.#timer) return;
+    this.#ticking = true;
+    this.#flushing = this.#flushing.then(() => this.#tick()).finally(() => (this.#ticking = false));
+  }
+
+  async #tick(): Promise<void> {
+    if (this.#stopped || this.#restarting || !this.#stream || this.#pending.length > 0) return;
+    let transaction: StringTransaction | undefined;
+    try {
+      await this.#syncState();
+      const outputs = await this.#options.process([]);
+      if (outputs.length === 0) return;
+      transaction = await this.#producer!.beginTransaction();
+      await transaction.send({ messages: outputs });
+      await transaction.commit();
+      this.#options.onCommit?.(outputs);
+    } catch (error) {
+      if (transaction && !transaction.completed) await this.#abort(transaction);
+      else if (!transaction) await this.#replaceProducer();
+      await this.#restart(`tick aborted: ${(error as Error).message}`);
     }
   }
 
@@ -145,6 +184,7 @@ export class TransactionalProcessor {
       groupInstanceId: this.#options.transactionalId,
       sessionTimeout: 10_000,
       heartbeatInterval: 1000,
+      ...(this.#options.partitionAssigner ? { partitionAssigner: this.#options.partitionAssigner } : {}),
     });
     this.#stream = await this.#consumer.consume({
       topics: inputTopics,
@@ -187,6 +227,7 @@ export class TransactionalProcessor {
       for (const last of lastPerPartition(mine)) await transaction.addOffset(last);
       await transaction.commit();
       this.committedBatches++;
+      this.#options.onCommit?.(outputs);
     } catch (error) {
       if (transaction && !transaction.completed) await this.#abort(transaction);
       // beginTransaction itself failed (e.g. the previous incarnation's transaction is still being
@@ -269,6 +310,7 @@ export class TransactionalProcessor {
 
   /** Graceful: the batch in flight commits, then the group is left. */
   async stop(): Promise<void> {
+    clearInterval(this.#ticker);
     await this.#flushing;
     this.#stopped = true;
     await this.#closeConsumer();
@@ -281,3 +323,39 @@ function lastPerPartition(batch: StringMessage[]): StringMessage[] {
   for (const message of batch) last.set(`${message.topic}:${message.partition}`, message);
   return [...last.values()];
 }
+
+const sortedMembers = (members: Map<string, unknown>) => [...members.keys()].sort();
+
+function assignmentsOf(memberIds: string[]): GroupPartitionsAssignments[] {
+  return memberIds.map((memberId) => ({ memberId, assignments: new Map() }));
+}
+
+function give(to: GroupPartitionsAssignments, topic: string, partition: number): void {
+  const entry = to.assignments.get(topic) ?? { topic, partitions: [] };
+  entry.partitions.push(partition);
+  to.assignments.set(topic, entry);
+}
+
+/**
+ * Partition p of every input goes to the same member, so a worker whose state follows one topic
+ * also gets the records of the co-partitioned topics (same key, same partition count) it needs.
+ * The client's round robin deals partitions across topics in one run and does not guarantee it.
+ */
+export const copartitionedAssigner: GroupPartitionsAssigner = (_current, members, topics, metadata) => {
+  const out = assignmentsOf(sortedMembers(members));
+  for (const topic of topics) {
+    const count = metadata.topics.get(topic)?.partitionsCount ?? 0;
+    for (let p = 0; p < count; p++) give(out[p % out.length]!, topic, p);
+  }
+  return out;
+};
+
+/** Every partition to one member (the first by id); the others stand by and take over when it leaves. */
+export const singleActiveAssigner: GroupPartitionsAssigner = (_current, members, topics, metadata) => {
+  const out = assignmentsOf(sortedMembers(members));
+  for (const topic of topics) {
+    const count = metadata.topics.get(topic)?.partitionsCount ?? 0;
+    for (let p = 0; p < count; p++) give(out[0]!, topic, p);
+  }
+  return out;
+};

@@ -1,13 +1,18 @@
 import { readFileSync } from "node:fs";
+import type { Registry } from "prom-client";
 import type { KafkaConnection } from "../kafka/connection.ts";
-import type { TransactionalProcessor } from "../kafka/processor.ts";
 import type { Logger } from "../log/logger.ts";
 import { createAggregateWorker } from "./aggregate/worker.ts";
+import { loadAlarmRulesFile } from "./alarms/rules.ts";
+import { createAlarmWorker } from "./alarms/worker.ts";
+import { loadRoutingConfigFile } from "./alert-router/config.ts";
+import { createAlertSender } from "./alert-router/sender.ts";
+import { createAlertRouterWorker } from "./alert-router/worker.ts";
 import { topicNamespace } from "./namespace.ts";
 import { loadRules } from "./quality/rules.ts";
 import { createQualityWorker } from "./quality/worker.ts";
 
-export const WORKERS = ["quality", "aggregate"] as const;
+export const WORKERS = ["quality", "aggregate", "alarms", "alert-router", "alert-sender"] as const;
 export type WorkerName = (typeof WORKERS)[number];
 
 export interface StreamWorkersOptions {
@@ -17,29 +22,60 @@ export interface StreamWorkersOptions {
   instanceId: string;
   rulesFile?: string | undefined;
   topicPrefix?: string;
+  /** Alarm rules YAML; without it the alarm evaluator is not started. */
+  alarmRulesFile?: string | undefined;
+  /** Alert routing YAML; without it neither the router nor the sender is started. */
+  alertRulesFile?: string | undefined;
+  alertSecretsDir?: string | undefined;
+  alertRetryBudgetMs?: number | undefined;
+  metrics?: Registry | undefined;
 }
 
 export function loadQualityRules(file: string | undefined) {
   return loadRules(file ? readFileSync(file, "utf8") : {}, file ?? "quality rules");
 }
 
+interface Running {
+  start(): Promise<void>;
+  stop(): Promise<void>;
+}
+
 /** Starts the requested workers; each is its own consumer group, so they scale out independently. */
 export async function startStreamWorkers(options: StreamWorkersOptions): Promise<{ stop(): Promise<void> }> {
   const namespace = topicNamespace(options.topicPrefix ?? "");
-  const processors: TransactionalProcessor[] = [];
+  const running: Running[] = [];
+  const common = { connection: options.connection, instanceId: options.instanceId, namespace };
+  // Config errors surface here, before anything starts, with the file and path named.
+  const routing = options.alertRulesFile ? loadRoutingConfigFile(options.alertRulesFile, { secrets_dir: options.alertSecretsDir }) : undefined;
+  const alarmRules = options.alarmRulesFile ? loadAlarmRulesFile(options.alarmRulesFile) : undefined;
   for (const name of options.workers) {
     const log = options.log.child({ worker: name });
-    const processor =
-      name === "quality"
-        ? createQualityWorker({ connection: options.connection, rules: loadQualityRules(options.rulesFile), log, instanceId: options.instanceId, namespace })
-        : createAggregateWorker({ connection: options.connection, log, instanceId: options.instanceId, namespace });
-    await processor.start();
-    processors.push(processor);
+    let worker: Running;
+    if (name === "quality") worker = createQualityWorker({ ...common, rules: loadQualityRules(options.rulesFile), log });
+    else if (name === "aggregate") worker = createAggregateWorker({ ...common, log });
+    else if (name === "alarms") {
+      if (!alarmRules) {
+        log.info("no streams.alarm_rules_file: alarm evaluator not started");
+        continue;
+      }
+      worker = createAlarmWorker({ ...common, rules: alarmRules, log });
+    } else {
+      if (!routing) {
+        log.info("no streams.alert_rules_file: alert routing not started");
+        continue;
+      }
+      worker =
+        name === "alert-router"
+          ? createAlertRouterWorker({ ...common, config: routing, log, metrics: options.metrics })
+          : createAlertSender({ ...common, config: routing, log, metrics: options.metrics, retryBudgetMs: options.alertRetryBudgetMs });
+    }
+    await worker.start();
+    running.push(worker);
     log.info({ instance: options.instanceId, prefix: options.topicPrefix ?? "" }, "stream worker started");
   }
   return {
     async stop() {
-      await Promise.all(processors.map((p) => p.stop()));
+      await Promise.all(running.map((p) => p.stop()));
     },
   };
 }

@@ -1,0 +1,179 @@
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { KAFKA_BOOTSTRAP, kafkaConnection, kafkaUp } from "../../../test/support/services.ts";
+import { KafkaAdmin } from "../../kafka/admin.ts";
+import { topicSpec } from "../../kafka/catalogue.ts";
+import type { ConsumedRecord } from "../../kafka/processor.ts";
+import { ReliableProducer } from "../../kafka/producer.ts";
+import { readTopic } from "../../kafka/reader.ts";
+import { createLogger } from "../../log/logger.ts";
+import { topicNamespace } from "../namespace.ts";
+import { createAlarmEngine, evaluateReading, type ReadingInput } from "./evaluator.ts";
+import type { AlarmEvent } from "./lifecycle.ts";
+import { loadAlarmRules } from "./rules.ts";
+import { ALARM_COMMANDS_TOPIC, createAlarmWorker } from "./worker.ts";
+
+const repo = join(import.meta.dir, "../../..");
+const log = createLogger("test", "silent");
+const PARTITIONS = 3;
+const RULES = {
+  rules: [
+    { id: "pressure", asset_id: "reactor_*", parameter: "pressure", unit: "psi", high: { value: 200, type: "overpressure", severity: "CRITICAL" }, low: 20 },
+    { id: "temp", asset_id: "*", parameter: "temp", high_high: 90, high: { value: 80, deadband: 2 }, on_delay_s: 2 },
+  ],
+};
+const TOPICS = ["telemetry.clean", "alarms.commands", "alarms.raw", "_gateway.alarms.changelog"];
+
+function reading(asset: string, parameter: string, value: number, t: number): ReadingInput & Record<string, unknown> {
+  const at = new Date(t).toISOString();
+  return { asset_id: asset, parameter, value, unit: parameter === "pressure" ? "psi" : "C", quality: "GOOD", timestamps: { device_time: at, gateway_time: at }, classification: "TELEMETRY" };
+}
+const readingRecord = (prefix: string, r: ReadingInput) => ({ topic: `${prefix}telemetry.clean`, key: `${r.asset_id}/${r.parameter}`, value: JSON.stringify(r) });
+
+async function createTopics(admin: KafkaAdmin, prefix: string): Promise<string[]> {
+  for (const name of TOPICS) await admin.createTopic(prefix + name, PARTITIONS, topicSpec(name).configs);
+  return TOPICS.map((t) => prefix + t);
+}
+
+async function waitForEvents(prefix: string, predicate: (events: AlarmEvent[]) => boolean, timeoutMs = 20_000): Promise<AlarmEvent[]> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const events = (await readTopic(kafkaConnection(), `${prefix}alarms.raw`, { idleMs: 300 })).map((r) => JSON.parse(r.value!) as AlarmEvent);
+    if (predicate(events)) return events;
+    if (Date.now() > deadline) throw new Error(`alarms.raw never matched; have ${events.map((e) => `${e.alarm_id.slice(0, 8)}:${e.event}`).join(" ")}`);
+    await Bun.sleep(300);
+  }
+}
+
+describe.skipIf(!kafkaUp)("alarm evaluator worker against real Kafka", () => {
+  const admin = new KafkaAdmin(kafkaConnection());
+  const created: string[] = [];
+  afterAll(async () => {
+    await admin.deleteTopics(created).catch(() => undefined);
+    await admin.close();
+  });
+
+  test("readings raise, commands ack and suppress, a wall-clock tick ends the suppression, a restart keeps the state", async () => {
+    const prefix = `alw${Date.now().toString(36)}.`;
+    created.push(...(await createTopics(admin, prefix)));
+    const producer = new ReliableProducer(kafkaConnection(), "test");
+    const rules = loadAlarmRules(RULES);
+    const start = () => createAlarmWorker({ connection: kafkaConnection(), rules, log, instanceId: "t1", namespace: topicNamespace(prefix), tickMs: 200 });
+    let worker = start();
+    await worker.start();
+    try {
+      const t0 = Date.now() - 60_000;
+      await producer.send([readingRecord(prefix, reading("reactor_1", "pressure", 150, t0)), readingRecord(prefix, reading("reactor_1", "pressure", 210.5, t0 + 1000))]);
+      const [raised] = await waitForEvents(prefix, (es) => es.length >= 1);
+      expect(raised).toMatchObject({ event: "raised", state: "ACTIVE", asset_id: "reactor_1", type: "overpressure", severity: "CRITICAL", value: 210.5, threshold: 200, unit: "psi", sequence: 1 });
+      const id = raised!.alarm_id;
+      const command = (body: Record<string, unknown>) => ({ topic: `${prefix}${ALARM_COMMANDS_TOPIC}`, key: "reactor_1/pressure", value: JSON.stringify({ alarm_id: id, at: new Date().toISOString(), ...body }) });
+
+      await producer.send([command({ action: "acknowledge", by: "alice" })]);
+      await waitForEvents(prefix, (es) => es.some((e) => e.event === "acknowledged" && e.acked_by === "alice"));
+      // A refused command (already acknowledged) produces nothing and does not stop the worker.
+      await producer.send([command({ action: "acknowledge", by: "bob" }), command({ action: "suppress", by: "bob", until: new Date(Date.now() + 1500).toISOString() })]);
+      await waitForEvents(prefix, (es) => es.some((e) => e.event === "suppressed"));
+      // No reading arrives: only the tick can end the suppression.
+      const expired = await waitForEvents(prefix, (es) => es.some((e) => e.event === "unsuppressed"), 10_000);
+      const unsuppressed = expired.find((e) => e.event === "unsuppressed")!;
+      expect(unsuppressed).toMatchObject({ state: "ACKNOWLEDGED", event_by: null, sequence: 4 });
+      expect(expired.filter((e) => e.event === "acknowledged")).toHaveLength(1);
+
+      // A new incarnation restores the alarm from the changelog: the clear belongs to the same alarm.
+      await worker.stop();
+      worker = start();
+      await worker.start();
+      await producer.send([readingRecord(prefix, reading("reactor_1", "pressure", 180, t0 + 2000))]);
+      const all = await waitForEvents(prefix, (es) => es.some((e) => e.event === "cleared"));
+      expect(all.map((e) => `${e.sequence}:${e.event}`)).toEqual(["1:raised", "2:acknowledged", "3:suppressed", "4:unsuppressed", "5:cleared"]);
+      expect(new Set(all.map((e) => e.alarm_id))).toEqual(new Set([id]));
+    } finally {
+      await worker.stop();
+      await producer.close();
+    }
+  }, 60_000);
+
+  test("kill -9 at random points: alarms.raw equals an uninterrupted pure run, no duplicates, nothing missing", async () => {
+    const prefix = `alk${Date.now().toString(36)}.`;
+    created.push(...(await createTopics(admin, prefix)));
+    const dir = mkdtempSync(join(tmpdir(), "alarm-rules-"));
+    const rulesFile = join(dir, "alarms.yaml");
+    writeFileSync(rulesFile, JSON.stringify(RULES));
+    // 12 tags, 60 samples each: pressure swings through high and low, temperature through the on-delay band.
+    const base = Date.parse("2026-01-01T00:00:00Z");
+    const records = [];
+    for (let i = 0; i < 60; i++) {
+      for (let n = 0; n < 6; n++) {
+        records.push(readingRecord(prefix, reading(`reactor_${n}`, "pressure", 110 + 100 * Math.sin((i + n) / 4) + (i % 3), base + i * 1000)));
+        records.push(readingRecord(prefix, reading(`oven_${n}`, "temp", 75 + 12 * Math.sin((i + 2 * n) / 5) + (i % 2), base + i * 1000)));
+      }
+    }
+    const spawn = () =>
+      Bun.spawn([process.execPath, "test/support/stream-worker.ts", "alarms", "--topic-prefix", prefix, "--instance", "k1"], {
+        cwd: repo,
+        env: { ...process.env, GATEWAY_KAFKA__BOOTSTRAP_SERVERS: KAFKA_BOOTSTRAP, ALARM_RULES_FILE: rulesFile, LOG_LEVEL: "error" },
+        stdout: "ignore",
+        stderr: "ignore",
+      });
+    const producer = new ReliableProducer(kafkaConnection(), "test");
+    let fed = false;
+    const feeding = (async () => {
+      const size = Math.ceil(records.length / 12);
+      for (let i = 0; i < records.length; i += size) {
+        await producer.send(records.slice(i, i + size));
+        await Bun.sleep(400);
+      }
+      fed = true;
+    })();
+    let kills = 0;
+    while (!fed || kills < 4) {
+      const child = spawn();
+      await Bun.sleep(1200 + Math.random() * 1500);
+      child.kill("SIGKILL");
+      await child.exited;
+      kills++;
+    }
+    await feeding;
+    await producer.close();
+
+    const input = await readTopic(kafkaConnection(), `${prefix}telemetry.clean`, { idleMs: 500 });
+    // The killed incarnations did part of the work: the kills landed mid-stream, not before or after it.
+    const before = (await readTopic(kafkaConnection(), `${prefix}alarms.raw`, { idleMs: 500 })).length;
+    console.log(`alarm kill test: ${kills} kills, ${before} alarm records before the final run`);
+    expect(before).toBeGreaterThan(0);
+    const expected = pureRun(input);
+    expect(expected.length).toBeGreaterThan(30);
+    expect(before).toBeLessThanOrEqual(expected.length);
+    const final = spawn();
+    try {
+      const deadline = Date.now() + 45_000;
+      let got: string[] = [];
+      while (Date.now() < deadline) {
+        got = (await readTopic(kafkaConnection(), `${prefix}alarms.raw`, { idleMs: 500 })).map((r) => r.value!);
+        if (got.length >= expected.length) break;
+        await Bun.sleep(1000);
+      }
+      expect(got.length).toBe(expected.length);
+      expect([...got].sort()).toEqual([...expected].sort());
+    } finally {
+      final.kill("SIGTERM");
+      await final.exited;
+    }
+  }, 90_000);
+});
+
+/** The pure engine over each partition in offset order: what the worker must produce exactly once. */
+function pureRun(input: ConsumedRecord[]): string[] {
+  const rules = loadAlarmRules(RULES);
+  const out: string[] = [];
+  for (let p = 0; p < PARTITIONS; p++) {
+    const engine = createAlarmEngine();
+    for (const r of input.filter((x) => x.partition === p).sort((a, b) => Number(a.offset - b.offset))) {
+      for (const e of evaluateReading(engine, JSON.parse(r.value!), rules)) out.push(JSON.stringify(e));
+    }
+  }
+  return out;
+}

@@ -1,0 +1,96 @@
+import type { Reading } from "../../envelope/reading.ts";
+import type { KafkaConnection } from "../../kafka/connection.ts";
+import { copartitionedAssigner, TransactionalProcessor } from "../../kafka/processor.ts";
+import type { OutgoingRecord } from "../../kafka/producer.ts";
+import type { Logger } from "../../log/logger.ts";
+import { topicNamespace, type TopicNamespace } from "../namespace.ts";
+import { applyAlarmCommand, createAlarmEngine, evaluateReading, restoreAlarmEngineFromChanges, takeAlarmEngineChanges, tickAlarmEngine, toAlarmRecord, type AlarmEngineState } from "./evaluator.ts";
+import type { AlarmRuleSet } from "./rules.ts";
+
+export const ALARMS_GROUP = "gateway-alarms";
+export const ALARMS_CHANGELOG = "_gateway.alarms.changelog";
+export const ALARM_COMMANDS_TOPIC = "alarms.commands";
+const READINGS = "telemetry.clean";
+const DEFAULT_TICK_MS = 1000;
+
+export interface AlarmWorkerOptions {
+  connection: KafkaConnection;
+  rules: AlarmRuleSet;
+  log: Logger;
+  instanceId: string;
+  namespace?: TopicNamespace;
+  maxBatch?: number;
+  /** Wall clock for suppression expiry and pruning (evaluation itself runs on device time). */
+  now?: () => number;
+  tickMs?: number;
+}
+
+/**
+ * The alarm evaluator, exactly once: telemetry.clean and operator commands (alarms.commands, keyed
+ * like the readings so a command reaches the partition that owns its alarm) → alarm transitions on
+ * alarms.raw, with the engine state per tag in a compacted changelog written in the same
+ * transaction. A tick on the wall clock ends timed suppressions while no readings arrive.
+ */
+export function createAlarmWorker(options: AlarmWorkerOptions): TransactionalProcessor {
+  const ns = options.namespace ?? topicNamespace();
+  const now = options.now ?? Date.now;
+  const engines = new Map<number, AlarmEngineState>();
+  const changelog = ns.physical(ALARMS_CHANGELOG);
+  const engineOf = (partition: number) => {
+    let engine = engines.get(partition);
+    if (!engine) engines.set(partition, (engine = createAlarmEngine()));
+    return engine;
+  };
+
+  return new TransactionalProcessor({
+    connection: options.connection,
+    groupId: ns.physical(ALARMS_GROUP),
+    transactionalId: ns.physical(`${ALARMS_GROUP}-${options.instanceId}`),
+    inputTopics: [ns.physical(READINGS), ns.physical(ALARM_COMMANDS_TOPIC)],
+    // Commands must be handled by the member holding the state of the same partition of readings.
+    partitionAssigner: copartitionedAssigner,
+    log: options.log,
+    tickMs: options.tickMs ?? DEFAULT_TICK_MS,
+    ...(options.maxBatch ? { maxBatch: options.maxBatch } : {}),
+    state: {
+      changelogTopic: changelog,
+      followsTopic: ns.physical(READINGS),
+      restore: (partition, records) => engines.set(partition, restoreAlarmEngineFromChanges(records.map((r) => ({ key: r.key ?? "", value: r.value ?? null })))),
+      drop: (partition) => engines.delete(partition),
+    },
+    process(batch) {
+      const outputs: OutgoingRecord[] = [];
+      const emit = (events: Parameters<typeof toAlarmRecord>[0][]) => {
+        for (const e of events) {
+          const r = toAlarmRecord(e);
+          outputs.push({ topic: ns.physical(r.topic), key: r.key, value: r.value });
+        }
+      };
+      for (const record of batch) {
+        const engine = engineOf(record.partition);
+        let body: unknown;
+        try {
+          body = JSON.parse(record.value ?? "");
+        } catch {
+          options.log.error({ topic: record.topic, partition: record.partition, offset: String(record.offset) }, "unparsable record; skipped");
+          continue;
+        }
+        if (ns.logical(record.topic) === READINGS) {
+          emit(evaluateReading(engine, body as Reading, options.rules));
+          continue;
+        }
+        const result = applyAlarmCommand(engine, body);
+        // The API checked the transition against the read model; a refusal here is a race (cleared meanwhile) or a stale command.
+        if (result.error) options.log.warn({ ...result.error, key: record.key }, "alarm command refused");
+        emit(result.events);
+      }
+      const at = now();
+      for (const [partition, engine] of [...engines].sort(([a], [b]) => a - b)) {
+        emit(tickAlarmEngine(engine, at));
+        // A null value is a tombstone (the serializer writes it as a null record value): compaction forgets the tag.
+        for (const c of takeAlarmEngineChanges(engine)) outputs.push({ topic: changelog, partition, key: c.key, value: c.value as string });
+      }
+      return outputs;
+    },
+  });
+}
