@@ -16,6 +16,11 @@
  *   throughput compared with raw COPY); `overall` from start, with the group join and table DDL.
  * - replay: a new group over the same topic into the same tables, so every row conflicts: the
  *   idempotent staging path a crash recovery takes.
+ *
+ * Each window also records CPU per row — this process, the PostgreSQL backends that did the work
+ * (by application_name), the Kafka broker — and the whole machine's busy %, since rows/s on the
+ * shared box swing with other people's load while CPU per row does not. S3: moto's server, the
+ * sink with --s3-batch-row files, and Parquet encoding alone.
  */
 import { parseArgs } from "node:util";
 import postgres from "postgres";

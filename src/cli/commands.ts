@@ -12,6 +12,7 @@ import { startModbusTcpSimulator } from "../../adapters/modbus-tcp/simulator.ts"
 import { modbusRtuSimulateHelp, modbusRtuSimulateOptions, runModbusRtuSimulatorCommand } from "../../adapters/modbus-rtu/cli.ts";
 import { runXBeeSimulatorCommand, xbeeSimulateHelp, xbeeSimulateOptions } from "../../adapters/xbee/cli.ts";
 import { opcuaCommand, runOpcuaSimulatorCommand } from "../../adapters/opcua/cli.ts";
+import { runSinkProcess } from "../sinks/run-sink.ts";
 import { startStreamWorkers, WORKERS, type WorkerName } from "../streams/run.ts";
 import { VERSION } from "../version.ts";
 import { choiceOption, defineCommand, intOption, UsageError, type CommandSpec } from "./command.ts";
@@ -193,6 +194,18 @@ const workerCommand = defineCommand({
   },
 });
 
+const sinkCommand = defineCommand({
+  name: "sink",
+  summary: "Run one sink (postgres, cloud-api, s3-parquet) from SINK_CONFIG_JSON or a config file, as a Kafka consumer group.",
+  usage: "sink [--config FILE]",
+  options: { config: { type: "string" } },
+  optionHelp: { config: "sink config (JSON or YAML-free JSON); default: $SINK_CONFIG_JSON" },
+  async run() {
+    await runSinkProcess();
+    return new Promise<number>(() => {});
+  },
+});
+
 const versionCommand = defineCommand({
   name: "version",
   summary: "Print the gateway version.",
@@ -205,4 +218,4 @@ const versionCommand = defineCommand({
   },
 });
 
-export const COMMANDS: CommandSpec[] = [serveCommand, adapterCommand, workerCommand, simulateCommand, opcuaCommand, migrateCommand, topicsCommand, versionCommand] as CommandSpec[];
+export const COMMANDS: CommandSpec[] = [serveCommand, adapterCommand, workerCommand, sinkCommand, simulateCommand, opcuaCommand, migrateCommand, topicsCommand, versionCommand] as CommandSpec[];

@@ -50,6 +50,7 @@ export const TOPIC_CATALOGUE: readonly TopicSpec[] = [
   { name: "logs.sinks", partitions: SMALL_PARTITIONS, configs: retention(7 * DAY_MS), description: "Sink service logs" },
   { name: "dlq.invalid_telemetry", partitions: SMALL_PARTITIONS, configs: retention(30 * DAY_MS), description: "Telemetry that failed validation" },
   { name: "dlq.invalid_events", partitions: SMALL_PARTITIONS, configs: retention(30 * DAY_MS), description: "Events that failed validation" },
+  { name: "dlq.sinks", partitions: SMALL_PARTITIONS, configs: retention(30 * DAY_MS), description: "Records a sink could not write (rejected by the target, or retry budget spent)" },
   { name: "dlq.buffer_overflow", partitions: SMALL_PARTITIONS, configs: retention(90 * DAY_MS), description: "Records of data dropped for disk limits" },
   { name: "audit_trail", partitions: SMALL_PARTITIONS, configs: retention(7 * YEAR_MS), description: "Immutable configuration change history" },
   { name: "telemetry.completeness", partitions: DATA_PARTITIONS, configs: compacted(), description: "Per-tag completeness ledger, latest per window" },

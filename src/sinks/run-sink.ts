@@ -1,5 +1,5 @@
 /**
- * One sink as a process: `bun src/sinks/run-sink.ts` with the config in SINK_CONFIG_JSON (JSON,
+ * One sink as a process: `gateway sink` (or `bun src/sinks/run-sink.ts`) with the config in SINK_CONFIG_JSON (JSON,
  * or base64 of JSON like the adapters' CONFIG_JSON) or `--config FILE`. SIGTERM/SIGINT stop it
  * gracefully (pending batch written and committed, group left). With `health` configured it
  * serves /health (status JSON; 503 while the target is down) and /metrics.
@@ -53,7 +53,8 @@ function faultHooks(fault: string | undefined, log: Logger): StartSinkOptions["h
   };
 }
 
-async function main(): Promise<void> {
+/** `gateway sink [--config FILE]`: runs until SIGTERM/SIGINT, then exits the process itself. */
+export async function runSinkProcess(): Promise<void> {
   const log = createLogger("sink");
   const at = process.argv.indexOf("--config");
   const raw = at > 0 && process.argv[at + 1] ? await Bun.file(process.argv[at + 1]!).text() : process.env.SINK_CONFIG_JSON;
@@ -106,4 +107,4 @@ async function main(): Promise<void> {
   process.on("SIGINT", () => void stop("SIGINT"));
 }
 
-if (import.meta.main) await main();
+if (import.meta.main) await runSinkProcess();
