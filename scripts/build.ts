@@ -9,7 +9,9 @@ const outfile = process.argv[2] ?? "dist/gateway";
 mkdirSync("dist", { recursive: true });
 const started = performance.now();
 const result = Bun.spawnSync(
-  [process.execPath, "build", "--compile", "--minify-syntax", "--sourcemap=none", "src/main.ts", "--outfile", outfile],
+  // proper-lockfile: node-opcua's global mutex imports it lazily and the code path that does is never
+  // taken by our client and server; it is not installed, so it must stay external to bundle at all.
+  [process.execPath, "build", "--compile", "--minify-syntax", "--sourcemap=none", "--external", "proper-lockfile", "src/main.ts", "--outfile", outfile],
   { stdout: "inherit", stderr: "inherit" },
 );
 if (result.exitCode !== 0) process.exit(result.exitCode ?? 1);

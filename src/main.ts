@@ -1,4 +1,7 @@
 #!/usr/bin/env bun
+// node-opcua's certificate code (tsyringe) needs the Reflect metadata polyfill loaded before it;
+// in the compiled binary module order is not import order, so it is loaded first, here.
+import "reflect-metadata";
 import { ConfigError } from "./config/schema-errors.ts";
 import { helpText, parseCommand, UsageError } from "./cli/command.ts";
 import { COMMANDS } from "./cli/commands.ts";

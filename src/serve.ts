@@ -2,7 +2,7 @@ import { mkdirSync } from "node:fs";
 import type { ApplianceConfig } from "./config/schema.ts";
 import { buildApp } from "./api/app.ts";
 import { AlarmProjector } from "./api/alarms/projector.ts";
-import { AlarmService } from "./api/alarms/service.ts";
+import { AlarmService, dbAlarmSource } from "./api/alarms/service.ts";
 import { uiRoutes } from "./api/ui.ts";
 import { ApiError } from "./api/errors.ts";
 import { AuditRelay } from "./audit/relay.ts";
@@ -16,7 +16,9 @@ import { Supervisor } from "./supervisor/supervisor.ts";
 import { loadQualityRules, startStreamWorkers, WORKERS } from "./streams/run.ts";
 import { KafkaAdmin } from "./kafka/admin.ts";
 import { ReliableProducer } from "./kafka/producer.ts";
+import { loadAlarmRulesFile } from "./streams/alarms/rules.ts";
 import { ALARM_COMMANDS_TOPIC } from "./streams/alarms/worker.ts";
+import { loadRoutingConfigFile } from "./streams/alert-router/config.ts";
 import type { Logger } from "./log/logger.ts";
 import { createMetricsRegistry } from "./metrics/registry.ts";
 import { startLive } from "./live/index.ts";
@@ -179,7 +181,12 @@ export async function serve(config: ApplianceConfig, log: Logger): Promise<Runni
   });
   const reconciler = startReconciler(controlDb, supervisor, config, log);
   const streamsEnabled = config.streams.enabled ?? config.mode !== "edge";
-  if (streamsEnabled) loadQualityRules(config.streams.quality_rules_file);
+  if (streamsEnabled) {
+    // Rule files fail the start with their path and field named, not later in a background worker.
+    loadQualityRules(config.streams.quality_rules_file);
+    if (config.streams.alarm_rules_file) loadAlarmRulesFile(config.streams.alarm_rules_file);
+    if (config.streams.alert_rules_file) loadRoutingConfigFile(config.streams.alert_rules_file, { secrets_dir: config.streams.alert_secrets_dir });
+  }
   // Workers need no control DB: they start as soon as Kafka answers, and retry until it does.
   const streams = streamsEnabled
     ? startStreamWorkers({
@@ -211,7 +218,8 @@ export async function serve(config: ApplianceConfig, log: Logger): Promise<Runni
     log,
     publisher: { publish: (key, command) => commandProducer.send([{ topic: ALARM_COMMANDS_TOPIC, key, value: JSON.stringify(command) }]) },
   });
-  const extend = uiRoutes({ config, auth, db, supervisor, probes, log, live, reconcileNow: () => reconciler.reconcileNow() });
+  // The alarm page reads and acts on the engine's read model; the live tail only feeds tags and rates.
+  const extend = uiRoutes({ config, auth, db, supervisor, probes, log, live: { ...live, alarms: dbAlarmSource(alarms) }, reconcileNow: () => reconciler.reconcileNow() });
   const app = buildApp({ config, probes, metrics, auth, db, supervisor, log, extend, alarms }).listen({ hostname: config.http.host, port: config.http.port });
   const url = `http://${config.http.host}:${app.server!.port}`;
   log.info({ url, mode: config.mode, gatewayId: config.gateway_id }, "gateway serving");

@@ -4,6 +4,7 @@
  * slave that goes away and comes back, and SIGTERM with every reading in the topic.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { join } from "node:path";
 import type { Reading } from "../../src/envelope/reading.ts";
 import { KafkaAdmin } from "../../src/kafka/admin.ts";
 import { readAll, spawnAdapter } from "../../test/peers/adapter-process.ts";
@@ -13,7 +14,9 @@ import { parsePlant } from "../modbus/plant.ts";
 import { startModbusRtuSimulator, type ModbusRtuSimulator } from "./simulator.ts";
 
 const POLL_MS = 200;
-const TIMEOUT_MS = 100;
+const TIMEOUT_MS = 200;
+/** Slave 2's own response timeout; the dead-slave backoff is capped at 10 × the slowest timeout. */
+const UNIT2_TIMEOUT_MS = 250;
 
 const plant = parsePlant({
   name: "rtu-adapter-test",
@@ -81,7 +84,7 @@ describe.skipIf(!kafkaUp || !socatAvailable)("modbus_rtu adapter process against
         units: [
           { unit_id: 1, asset_id: "wellhead" },
           { unit_id: 9, asset_id: "dead-meter", registers: { "40001": { param: "level" }, "40002": { param: "flow" } } },
-          { unit_id: 2, asset_id: "separator", registers: { "40001": { param: "count" } }, timeout_ms: 150 },
+          { unit_id: 2, asset_id: "separator", registers: { "40001": { param: "count" } }, timeout_ms: UNIT2_TIMEOUT_MS },
         ],
       },
       mapping: {
@@ -110,7 +113,7 @@ describe.skipIf(!kafkaUp || !socatAvailable)("modbus_rtu adapter process against
     await Bun.sleep(8 * POLL_MS);
     const backAt = Date.now();
     simulator.setOnline("separator", true);
-    await Bun.sleep(2000); // the dead-slave backoff is capped at 10 timeouts (1.5 s for unit 2's 150 ms)
+    await Bun.sleep(10 * UNIT2_TIMEOUT_MS + 1000); // the dead-slave backoff is capped at 10 of the slowest timeouts
     const { exitCode, stderr, summary } = await adapter.stop();
     expect({ exitCode, stderr }).toEqual({ exitCode: 0, stderr: "" });
 
@@ -138,7 +141,7 @@ describe.skipIf(!kafkaUp || !socatAvailable)("modbus_rtu adapter process against
     // interval plus a probe of each silent slave (a cycle that overruns skips to the next tick).
     const times = [...new Set(wellhead.filter((r) => r.parameter === "pressure").map((r) => Date.parse(r.timestamps.device_time!)))].sort((a, b) => a - b);
     const gaps = times.slice(1).map((t, i) => t - times[i]!);
-    expect(Math.max(...gaps)).toBeLessThan(POLL_MS + 2 * (TIMEOUT_MS + 150) + 150);
+    expect(Math.max(...gaps)).toBeLessThan(POLL_MS + 2 * (TIMEOUT_MS + UNIT2_TIMEOUT_MS) + 150);
     const wellheadDuringOutage = times.filter((t) => t > offlineAt && t < backAt).length;
     expect(wellheadDuringOutage).toBeGreaterThanOrEqual(Math.floor((backAt - offlineAt) / (2 * POLL_MS)) - 1);
 
@@ -160,4 +163,29 @@ describe.skipIf(!kafkaUp || !socatAvailable)("modbus_rtu adapter process against
     expect(warnings.some((m) => m.includes("pseudo-terminal"))).toBe(true);
     expect(adapter.lines.some((l) => l.msg === "Modbus RTU bus" && String(l.bus).includes("t3.5 = 1.75 ms"))).toBe(true);
   }, 45_000);
+});
+
+describe("modbus_rtu adapter process: config errors", () => {
+  test("exit 2, stderr names each field: 7 data bits, unit id 0, unit_id with units, a unit twice", async () => {
+    const config = {
+      pipeline_id: "bad", adapter_id: "bad", protocol: "modbus_rtu",
+      source: { device: "/dev/ttyUSB0", data_bits: 7, unit_id: 0 },
+      mapping: { registers: { "40001": { param: "p" } } },
+      output: { asset_id: "a", topic: "never.written" },
+    };
+    const run = async (c: unknown) => {
+      const child = Bun.spawn([process.execPath, "src/main.ts", "adapter"], {
+        cwd: join(import.meta.dir, "../.."), env: { ...process.env, CONFIG_JSON: JSON.stringify(c) }, stdin: "ignore", stdout: "ignore", stderr: "pipe",
+      });
+      return { stderr: await new Response(child.stderr).text(), exitCode: await child.exited };
+    };
+    const schema = await run(config);
+    expect(schema.exitCode).toBe(2);
+    expect(schema.stderr).toContain("source.data_bits: expected 8, got 7");
+    expect(schema.stderr).toContain("source.unit_id: expected integer to be greater or equal to 1");
+    const semantic = await run({ ...config, source: { device: "/dev/ttyUSB0", unit_id: 3, units: [{ unit_id: 1 }, { unit_id: 1 }] } });
+    expect(semantic.exitCode).toBe(2);
+    expect(semantic.stderr).toContain("source.unit_id: use either source.unit_id or source.units, not both");
+    expect(semantic.stderr).toContain("source.units[1].unit_id: unit 1 is listed twice");
+  });
 });

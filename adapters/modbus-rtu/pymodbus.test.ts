@@ -90,17 +90,17 @@ describe.skipIf(!kafkaUp || !socatAvailable || !pymodbusAvailable)("modbus_rtu a
         baud_rate: 19200,
         parity: "none",
         stop_bits: 2,
-        timeout_ms: 150,
+        timeout_ms: 1000, // pymodbus is Python: generous under load
         units: [
           { unit_id: 1, asset_id: "pm-rtu-1" },
-          { unit_id: 3, asset_id: "pm-rtu-absent", registers: { "40001": { param: "x" } } },
+          { unit_id: 3, asset_id: "pm-rtu-absent", registers: { "40001": { param: "x" } }, timeout_ms: 150 },
           { unit_id: 2, asset_id: "pm-rtu-2", registers: registersOf(UNIT2) },
         ],
       },
       mapping: { registers: registersOf(UNIT1) },
       output: { kafka_bootstrap: KAFKA_BOOTSTRAP, topic, asset_id: "pm-default" },
       poll_interval_ms: POLL_MS,
-      retry_policy: { max_retries: 0, backoff_ms: 100 },
+      retry_policy: { max_retries: 1, backoff_ms: 100 },
     });
     await adapter.waitForMetric("adapter_readings_total", CYCLES * (UNIT1.length + UNIT2.length) + 1);
     run = await adapter.stop();

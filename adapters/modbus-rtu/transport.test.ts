@@ -175,6 +175,21 @@ describe("Modbus RTU transport", () => {
     expect(await failure(transport.read(read(1), 1000))).toMatchObject({ kind: "connection" });
   });
 
+  test("close() ends a read in flight at once (a quick SIGTERM), and connect() opens again", async () => {
+    let bus = new FakeBus(19200, () => null);
+    const transport = new ModbusRtuTransport({ serial: { path: "/dev/fake", baudRate: 19200 }, open: async () => bus });
+    await transport.connect();
+    const started = performance.now();
+    const pending = failure(transport.read(read(1), 5000));
+    await Bun.sleep(10);
+    await transport.close();
+    expect(await pending).toMatchObject({ kind: "connection", message: expect.stringContaining("port closed") });
+    expect(performance.now() - started).toBeLessThan(500);
+    bus = new FakeBus(19200, (request) => ({ bytes: registersReply(request), afterMs: 1 }));
+    await transport.connect();
+    expect(await transport.read(read(3), 200)).toEqual([3]);
+  });
+
   test("requests never overlap on the bus, even when callers do not wait", async () => {
     let inFlight = 0;
     let maxInFlight = 0;

@@ -104,6 +104,11 @@ export class ModbusRtuTransport implements ModbusTransport {
   async close(): Promise<void> {
     const port = this.#port;
     this.#port = undefined;
+    if (port) {
+      // A read in flight ends now rather than at its timeout.
+      this.#lostReason = new Error("port closed");
+      this.#pending?.check();
+    }
     await port?.close().catch(() => undefined);
   }
 

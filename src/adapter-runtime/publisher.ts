@@ -68,7 +68,7 @@ export class Publisher {
     for (const r of records) this.#queue.push(r);
     const overflow = this.buffered - this.options.maxRecords;
     if (overflow > 0) {
-      const reason = `buffer full (${this.options.maxRecords} records) while Kafka is unreachable`;
+      const reason = `buffer full (${this.options.maxRecords} records): Kafka unreachable or not keeping up`;
       // The batch being sent stays whole: dropping from it would count records that do reach Kafka.
       if (this.#inFlightCount > 0) {
         const removed = this.#queue.splice(this.#head + this.#inFlightCount, overflow);

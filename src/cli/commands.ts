@@ -161,7 +161,7 @@ const simulateCommand = defineCommand({
 const workerCommand = defineCommand({
   name: "worker",
   summary: "Run stream workers (quality validator + completeness ledger, aggregator) on their own, e.g. to scale out.",
-  usage: "worker quality|aggregate|all [--instance ID] [--rules FILE] [--topic-prefix P] [--config FILE]",
+  usage: "worker <name>|all [--instance ID] [--rules FILE] [--topic-prefix P] [--config FILE]",
   options: { ...configOption, instance: { type: "string" }, rules: { type: "string" }, "topic-prefix": { type: "string" } },
   optionHelp: {
     config: configHelp,
@@ -183,6 +183,10 @@ const workerCommand = defineCommand({
       workers: which === "all" ? WORKERS : [which as WorkerName],
       instanceId: (values.instance as string | undefined) ?? config.gateway_id,
       rulesFile: (values.rules as string | undefined) ?? config.streams.quality_rules_file,
+      alarmRulesFile: config.streams.alarm_rules_file,
+      alertRulesFile: config.streams.alert_rules_file,
+      alertSecretsDir: config.streams.alert_secrets_dir,
+      alertRetryBudgetMs: config.streams.alert_retry_budget_ms,
       topicPrefix: (values["topic-prefix"] as string | undefined) ?? "",
     });
     await new Promise<void>((resolve) => {

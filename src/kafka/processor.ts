@@ -142,7 +142,7 @@ export class TransactionalProcessor {
       transaction = await this.#producer!.beginTransaction();
       await transaction.send({ messages: outputs });
       await transaction.commit();
-      this.#options.onCommit?.(outputs);
+      this.#committed(outputs);
     } catch (error) {
       if (transaction && !transaction.completed) await this.#abort(transaction);
       else if (!transaction) await this.#replaceProducer();
@@ -227,7 +227,7 @@ export class TransactionalProcessor {
       for (const last of lastPerPartition(mine)) await transaction.addOffset(last);
       await transaction.commit();
       this.committedBatches++;
-      this.#options.onCommit?.(outputs);
+      this.#committed(outputs);
     } catch (error) {
       if (transaction && !transaction.completed) await this.#abort(transaction);
       // beginTransaction itself failed (e.g. the previous incarnation's transaction is still being
@@ -263,6 +263,15 @@ export class TransactionalProcessor {
     }
     const ownedTopics = new Map((this.#consumer?.assignments ?? []).map((a) => [a.topic, new Set(a.partitions)]));
     return (m) => ownedTopics.get(m.topic)?.has(m.partition) ?? false;
+  }
+
+  /** After the commit: a failing callback must not be taken for a failed transaction (and replay it). */
+  #committed(outputs: OutgoingRecord[]): void {
+    try {
+      this.#options.onCommit?.(outputs);
+    } catch (error) {
+      this.#options.log.warn({ err: (error as Error).message }, "onCommit callback failed");
+    }
   }
 
   /** A transaction that cannot be aborted leaves the producer unusable; a new one with the same id fences it. */

@@ -64,6 +64,8 @@ export class ManagedAdapter {
   #healthTimer: ReturnType<typeof setInterval> | undefined;
   #restartTimer: ReturnType<typeof setTimeout> | undefined;
   #exited: Promise<void> = Promise.resolve();
+  /** Once stop() is called nothing may start this adapter again, whatever timer is still pending. */
+  #retired = false;
 
   constructor(
     readonly pipelineId: string,
@@ -96,6 +98,7 @@ export class ManagedAdapter {
   }
 
   start(): void {
+    if (this.#retired) return;
     this.#setState("starting", null);
     this.#healthPort = null;
     this.#health = null;
@@ -188,7 +191,7 @@ export class ManagedAdapter {
     clearInterval(this.#healthTimer);
     this.#child = undefined;
     this.#lastExit = code;
-    if (this.#state === "stopping" || this.#state === "stopped") {
+    if (this.#retired || this.#state === "stopping" || this.#state === "stopped") {
       this.#setState("stopped", null);
       return;
     }
@@ -204,6 +207,7 @@ export class ManagedAdapter {
     this.log.warn({ pipeline_id: this.pipelineId, exit_code: code, restart_in_ms: delay, failures: this.#failures }, `adapter ${reason}; restarting`);
     this.#setState("backoff", reason);
     this.#restartTimer = setTimeout(() => {
+      if (this.#retired) return;
       this.#restarts++;
       this.events.restarted(this.pipelineId);
       this.start();
@@ -223,6 +227,7 @@ export class ManagedAdapter {
 
   /** Graceful: SIGTERM lets the adapter flush to Kafka; SIGKILL only past the grace period. */
   async stop(): Promise<void> {
+    this.#retired = true;
     clearTimeout(this.#restartTimer);
     clearInterval(this.#healthTimer);
     this.#setState("stopping");

@@ -31,7 +31,7 @@ describe("supervisor", () => {
   let supervisor: Supervisor | undefined;
   afterEach(async () => {
     await supervisor?.stop();
-  });
+  }, 30_000);
 
   const state = (id: string) => supervisor!.status().find((s) => s.pipeline_id === id);
 

@@ -34,11 +34,15 @@ export interface PtyPair {
   stop(): Promise<void>;
 }
 
-export async function startPtyPair(): Promise<PtyPair> {
+/**
+ * Starts socat. `links` reuses given paths (to plug the "same device" back in after stop());
+ * by default both ends go in a fresh temporary folder, removed by stop().
+ */
+export async function startPtyPair(links?: { a: string; b: string }): Promise<PtyPair> {
   if (!SOCAT) throw new Error(`pty pairs unavailable: ${socatMissing}`);
-  const dir = mkdtempSync(join(tmpdir(), "pty-"));
-  const a = join(dir, "a");
-  const b = join(dir, "b");
+  const dir = links ? undefined : mkdtempSync(join(tmpdir(), "pty-"));
+  const a = links?.a ?? join(dir!, "a");
+  const b = links?.b ?? join(dir!, "b");
   const child = Bun.spawn([SOCAT, "-d", "-d", `pty,raw,echo=0,link=${a}`, `pty,raw,echo=0,link=${b}`], {
     stdin: "ignore",
     stdout: "ignore",
@@ -49,7 +53,7 @@ export async function startPtyPair(): Promise<PtyPair> {
     if (child.exitCode !== null || Date.now() > deadline) {
       child.kill("SIGKILL");
       const stderr = await new Response(child.stderr).text();
-      rmSync(dir, { recursive: true, force: true });
+      if (dir) rmSync(dir, { recursive: true, force: true });
       throw new Error(`socat did not create the pty pair: ${stderr}`);
     }
     await Bun.sleep(10);
@@ -66,7 +70,7 @@ export async function startPtyPair(): Promise<PtyPair> {
         const timer = setTimeout(() => child.kill("SIGKILL"), 3000);
         await child.exited;
         clearTimeout(timer);
-        rmSync(dir, { recursive: true, force: true });
+        if (dir) rmSync(dir, { recursive: true, force: true });
       })();
       return stopped;
     },

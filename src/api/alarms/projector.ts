@@ -1,3 +1,4 @@
+import { sql } from "drizzle-orm";
 import type { Db } from "../../db/client.ts";
 import type { NewAlarmRow } from "../../db/schema.ts";
 import type { KafkaConnection } from "../../kafka/connection.ts";
@@ -37,7 +38,7 @@ export class AlarmProjector {
   #seen = new Map<string, bigint>();
   #draining: Promise<void> | undefined;
   #stopped = false;
-  projected = 0;
+  #failures = 0;
 
   constructor(options: AlarmProjectorOptions) {
     this.#o = options;
@@ -45,7 +46,8 @@ export class AlarmProjector {
   }
 
   async start(): Promise<void> {
-    await this.#open().catch((error) => this.#reopen(error as Error));
+    // Kafka not there yet: keep trying in the background rather than holding up the caller.
+    await this.#open().catch((error) => void this.#reopen(error as Error));
   }
 
   async #open(): Promise<void> {
@@ -66,18 +68,22 @@ export class AlarmProjector {
       },
       onError: (error) => void this.#reopen(error),
     });
+    this.#failures = 0;
   }
 
   async #reopen(error: Error): Promise<void> {
     if (this.#stopped) return;
-    this.#o.log.warn({ err: error.message }, "alarm projector consumer failed; reopening");
+    // Backs off while Kafka (or the topic) is missing, so a broker that is away does not fill the log.
+    const delay = Math.min(30_000, 1000 * 2 ** Math.min(this.#failures++, 5));
+    this.#o.log.warn({ err: error.message, retry_in_ms: delay }, "alarm projector consumer failed; reopening");
     const old = this.#consumer;
     this.#consumer = undefined;
     this.#queue = [];
     await old?.close();
-    await Bun.sleep(RETRY_MS);
+    await Bun.sleep(delay);
     if (!this.#stopped) await this.#open().catch((e) => this.#reopen(e as Error));
   }
+
 
   #kick(): void {
     this.#draining ??= this.#drain().finally(() => {
@@ -99,20 +105,7 @@ export class AlarmProjector {
           this.#o.log.error({ partition: r.partition, offset: String(r.offset) }, "unparsable record on alarms.clean; skipped");
         }
       }
-      // The control DB may be away (restart, hub link): hold the batch until it is back.
-      for (;;) {
-        const db = this.#o.db();
-        try {
-          if (!db) throw new Error("control DB not connected yet");
-          await upsertAlarmRows(db, rows);
-          break;
-        } catch (error) {
-          if (this.#stopped) return;
-          this.#o.log.warn({ err: (error as Error).message }, "alarm read model not updated yet; retrying");
-          await Bun.sleep(RETRY_MS);
-        }
-      }
-      this.projected += rows.length;
+      if (!(await this.#store(rows))) return;
       const next = new Map<string, TopicPartitionOffset>();
       for (const r of batch) {
         this.#seen.set(tpKey(r.topic, r.partition), r.offset);
@@ -120,6 +113,33 @@ export class AlarmProjector {
       }
       await consumer?.commit([...next.values()]).catch((error) => this.#o.log.warn({ err: (error as Error).message }, "alarm projector commit failed; the records will be replayed (idempotently)"));
       if (consumer?.paused && this.#queue.length < HIGH_WATER / 2) consumer.resume();
+    }
+  }
+
+  /**
+   * The control DB may be away (restart, hub link): the batch is held until it is back. A DB that
+   * answers but refuses rows has been given a bad record: those rows are logged and skipped, one by
+   * one, rather than blocking every alarm behind them. false = stopped meanwhile.
+   */
+  async #store(rows: NewAlarmRow[]): Promise<boolean> {
+    for (;;) {
+      const db = this.#o.db();
+      try {
+        if (!db) throw new Error("control DB not connected yet");
+        await upsertAlarmRows(db, rows);
+        return true;
+      } catch (error) {
+        if (this.#stopped) return false;
+        const reachable = db ? await db.execute(sql`select 1`).then(() => true, () => false) : false;
+        if (reachable && rows.length > 0) {
+          for (const row of rows) {
+            await upsertAlarmRows(db!, [row]).catch((e) => this.#o.log.error({ err: (e as Error).message, alarm_id: row.alarmId, sequence: row.sequence }, "alarm record refused by the read model; skipped"));
+          }
+          return true;
+        }
+        this.#o.log.warn({ err: (error as Error).message }, "alarm read model not updated yet; retrying");
+        await Bun.sleep(RETRY_MS);
+      }
     }
   }
 

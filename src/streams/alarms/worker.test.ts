@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { KAFKA_BOOTSTRAP, kafkaConnection, kafkaUp } from "../../../test/support/services.ts";
 import { KafkaAdmin } from "../../kafka/admin.ts";
 import { topicSpec } from "../../kafka/catalogue.ts";
-import type { ConsumedRecord } from "../../kafka/processor.ts";
+import { copartitionedAssigner, singleActiveAssigner, type ConsumedRecord } from "../../kafka/processor.ts";
 import { ReliableProducer } from "../../kafka/producer.ts";
 import { readTopic } from "../../kafka/reader.ts";
 import { createLogger } from "../../log/logger.ts";
@@ -46,6 +46,28 @@ async function waitForEvents(prefix: string, predicate: (events: AlarmEvent[]) =
     await Bun.sleep(300);
   }
 }
+
+describe("partition assignors", () => {
+  const metadata = { topics: new Map([["telemetry.clean", { partitionsCount: 6 }], ["alarms.commands", { partitionsCount: 6 }], ["outcomes", { partitionsCount: 1 }]]) };
+  const members = new Map(["m-c", "m-a", "m-b", "m-d"].map((id) => [id, { memberId: id, topics: [...metadata.topics.keys()] }]));
+  const run = (assigner: typeof copartitionedAssigner) =>
+    Object.fromEntries(
+      assigner("m-a", members as never, new Set(metadata.topics.keys()), metadata as never).map((m) => [m.memberId, Object.fromEntries([...m.assignments].map(([t, a]) => [t, a.partitions]))]),
+    );
+
+  test("co-partitioned: partition p of every topic goes to the same member (round robin does not promise it with 4 members and 6 partitions)", () => {
+    const got = run(copartitionedAssigner);
+    for (const member of Object.values(got)) expect(member["alarms.commands"]).toEqual(member["telemetry.clean"]);
+    expect(got["m-a"]).toEqual({ "telemetry.clean": [0, 4], "alarms.commands": [0, 4], outcomes: [0] });
+    expect(Object.values(got).flatMap((m) => m["telemetry.clean"] ?? []).sort()).toEqual([0, 1, 2, 3, 4, 5]);
+  });
+
+  test("single active: one member gets everything, the others stand by", () => {
+    const got = run(singleActiveAssigner);
+    expect(got["m-a"]).toEqual({ "telemetry.clean": [0, 1, 2, 3, 4, 5], "alarms.commands": [0, 1, 2, 3, 4, 5], outcomes: [0] });
+    expect([got["m-b"], got["m-c"], got["m-d"]]).toEqual([{}, {}, {}]);
+  });
+});
 
 describe.skipIf(!kafkaUp)("alarm evaluator worker against real Kafka", () => {
   const admin = new KafkaAdmin(kafkaConnection());

@@ -76,7 +76,12 @@ export function createAlarmWorker(options: AlarmWorkerOptions): TransactionalPro
           continue;
         }
         if (ns.logical(record.topic) === READINGS) {
-          emit(evaluateReading(engine, body as Reading, options.rules));
+          try {
+            emit(evaluateReading(engine, body as Reading, options.rules));
+          } catch (error) {
+            // telemetry.clean is schema-checked upstream; one bad record must not stop the partition (replaying it would fail again).
+            options.log.error({ err: (error as Error).message, partition: record.partition, offset: String(record.offset) }, "reading not evaluated; skipped");
+          }
           continue;
         }
         const result = applyAlarmCommand(engine, body);

@@ -79,9 +79,9 @@ export class AlertSender {
   #ready: Promise<void> = Promise.resolve();
   #draining: Promise<void> | undefined;
   #stopped = false;
+  #failures = 0;
   #unrecorded: { record: OutgoingRecord; resolve: (ok: boolean) => void }[] = [];
   #recording = false;
-  sentCount = 0;
 
   constructor(options: AlertSenderOptions) {
     this.#o = options;
@@ -101,7 +101,8 @@ export class AlertSender {
 
   async start(): Promise<void> {
     this.#producer = new ReliableProducer(this.#o.connection, `alert-sender-${this.#o.instanceId}`);
-    await this.#open().catch((error) => this.#reopen(error as Error));
+    // Kafka not there yet: keep trying in the background rather than holding up the caller.
+    await this.#open().catch((error) => void this.#reopen(error as Error));
   }
 
   async #open(): Promise<void> {
@@ -124,16 +125,19 @@ export class AlertSender {
       },
       onError: (error) => void this.#reopen(error),
     });
+    this.#failures = 0;
   }
 
   async #reopen(error: Error): Promise<void> {
     if (this.#stopped) return;
-    this.#o.log.warn({ err: error.message }, "alert sender consumer failed; reopening");
+    // Backs off while Kafka (or the topic) is missing, so a broker that is away does not fill the log.
+    const delay = Math.min(30_000, 1000 * 2 ** Math.min(this.#failures++, 5));
+    this.#o.log.warn({ err: error.message, retry_in_ms: delay }, "alert sender consumer failed; reopening");
     const old = this.#consumer;
     this.#consumer = undefined;
     this.#queue = [];
     await old?.close();
-    await Bun.sleep(1000);
+    await Bun.sleep(delay);
     if (!this.#stopped) await this.#open().catch((e) => this.#reopen(e as Error));
   }
 
@@ -259,7 +263,6 @@ export class AlertSender {
     const log = { delivery_id: job.delivery_id, action_ref: job.action_ref, type: action.type, attempt: job.attempt, kind: job.kind, ...(job.kind === "alarm" ? { event: job.event, alarm_id: job.alarm.alarm_id } : {}) };
     if (outcome.status === "delivered") {
       this.#delivered.add(job.delivery_id);
-      this.sentCount++;
       this.#o.log.info(log, "alert delivered");
       return { outcome, sent: true };
     }

@@ -3,7 +3,7 @@ import type { KafkaConnection } from "../../kafka/connection.ts";
 import { singleActiveAssigner, TransactionalProcessor } from "../../kafka/processor.ts";
 import type { OutgoingRecord } from "../../kafka/producer.ts";
 import type { Logger } from "../../log/logger.ts";
-import type { AlarmEvent } from "../alarms/lifecycle.ts";
+import { ALARM_EVENTS, type AlarmEvent } from "../alarms/lifecycle.ts";
 import { topicNamespace, type TopicNamespace } from "../namespace.ts";
 import type { RoutingConfig } from "./config.ts";
 import { recordOutcome, restoreRouterFromChanges, routeAlarm, takeRouterChanges, tickRouter, type Delivery, type DeliveryOutcome, type RouterOutput, type RouterState } from "./routing.ts";
@@ -29,6 +29,16 @@ export interface OutcomeMessage {
   outcome: DeliveryOutcome;
   at: string;
 }
+
+/** What the router can act on: engine events carry `event` and `sequence`; other alarm records (a device's own) do not. */
+const isAlarmEvent = (b: unknown): b is AlarmEvent => {
+  const e = b as Partial<AlarmEvent> | null;
+  return typeof e?.alarm_id === "string" && typeof e.sequence === "number" && (ALARM_EVENTS as readonly unknown[]).includes(e.event);
+};
+const isOutcome = (b: unknown): b is OutcomeMessage => {
+  const m = b as Partial<OutcomeMessage> | null;
+  return typeof m?.delivery_id === "string" && typeof m.attempt === "number" && typeof m.outcome?.status === "string";
+};
 
 export function toJob(d: Delivery): DeliveryJob {
   const { action: _secretive, ...job } = d;
@@ -102,7 +112,13 @@ export function createAlertRouterWorker(options: AlertRouterOptions): Transactio
           log.error({ topic: record.topic, partition: record.partition, offset: String(record.offset) }, "unparsable record; skipped");
           continue;
         }
-        if (ns.logical(record.topic) === ALARMS_IN) {
+        const isAlarm = ns.logical(record.topic) === ALARMS_IN;
+        if (isAlarm ? !isAlarmEvent(body) : !isOutcome(body)) {
+          // Skipped, not thrown: a record the router cannot use must not stop every alert behind it.
+          log.warn({ topic: record.topic, partition: record.partition, offset: String(record.offset) }, isAlarm ? "alarm record without event/sequence (not from the alarm engine); not routed" : "malformed outcome; skipped");
+          continue;
+        }
+        if (isAlarm) {
           emit(routeAlarm(s, config, body as AlarmEvent, now()));
           continue;
         }
