@@ -52,7 +52,7 @@ build: setup-demo
 	@$(BUN) scripts/build.ts
 
 bench: setup services build
-	@$(BUN) bench/run.ts
+	@for b in binary modbus streams sinks mqtt opcua; do $(BUN) bench/$$b.ts || exit 1; done
 
 clean:
 	rm -rf dist .data/demo
