@@ -38,7 +38,8 @@ const { values: args } = parseArgs({
     "batch-size": { type: "string", default: "100" },
     /** Server-side sampling; 0: the server reports every change (the simulator changes every node once a second). */
     "sampling-ms": { type: "string", default: "0" },
-    "max-per-publish": { type: "string", default: "0" },
+    /** Default: the adapter's (source.subscription.max_notifications_per_publish). */
+    "max-per-publish": { type: "string" },
     partitions: { type: "string", default: "6" },
     bootstrap: { type: "string", default: "127.0.0.1:9092" },
     json: { type: "string" },
@@ -97,7 +98,7 @@ async function main(): Promise<void> {
     source: {
       endpoint: `opc.tcp://127.0.0.1:${port}`,
       pki_dir: join(work, "pki"),
-      subscription: { publishing_interval_ms: PUBLISH_MS, batch_size: Number(args["batch-size"]), max_notifications_per_publish: Number(args["max-per-publish"]) },
+      subscription: { publishing_interval_ms: PUBLISH_MS, batch_size: Number(args["batch-size"]), ...(args["max-per-publish"] !== undefined && { max_notifications_per_publish: Number(args["max-per-publish"]) }) },
     },
     mapping: { nodes: Array.from({ length: NODES }, (_, i) => ({ node_id: `ns=2;s=Bench.${i}`, param: `tag_${i}`, sampling_interval_ms: Number(args["sampling-ms"]) })) },
     output: { kafka_bootstrap: args.bootstrap, topic, asset_id: "bench" },
@@ -155,7 +156,7 @@ async function main(): Promise<void> {
   const result = {
     machine,
     git,
-    command: `bun bench/opcua.ts --nodes ${NODES} --seconds ${SECONDS} --warmup ${WARMUP} --publish-ms ${PUBLISH_MS} --sampling-ms ${args["sampling-ms"]} --max-per-publish ${args["max-per-publish"]}${args.smol ? " --smol" : ""}`,
+    command: `bun bench/opcua.ts --nodes ${NODES} --seconds ${SECONDS} --warmup ${WARMUP} --publish-ms ${PUBLISH_MS} --sampling-ms ${args["sampling-ms"]}${args["max-per-publish"] !== undefined ? ` --max-per-publish ${args["max-per-publish"]}` : ""}${args.smol ? " --smol" : ""}`,
     nodes: NODES,
     publishing_interval_ms: PUBLISH_MS,
     items_created_s: round((established! - adapterStarted) / 1000, 1),
@@ -183,7 +184,7 @@ Command: \`${result.command}\`
 | notifications reaching Kafka | ${result.kafka_records_per_s}/s (expected ${result.expected_per_s}/s) |
 | adapter CPU | ${stats.cpu_pct} % of one core (busiest second ${stats.cpu_pct_max_1s} %) |
 | adapter RSS | ${stats.rss_mb_avg} MB average, ${stats.rss_mb_max} MB max |
-| monitored items created | ${result.items_created_s} s after adapter start (batches of ${args["batch-size"]}; sampling ${args["sampling-ms"]} ms, max ${args["max-per-publish"]} per publish, 0 = no limit) |
+| monitored items created | ${result.items_created_s} s after adapter start (batches of ${args["batch-size"]}; sampling ${args["sampling-ms"]} ms, at most ${args["max-per-publish"] ?? "2000 (default)"} notifications per publish) |
 | simulator (own process) | ${simStats.cpu_pct} % CPU, ${simStats.rss_mb_max} MB RSS |
 | whole machine busy | ${result.machine_busy_pct} % (Kafka broker, simulator, adapter) |
 | after SIGTERM | exit ${exitCode}, readings ${summary?.readings_total}, sent ${summary?.sent_total}, topic ${finalOffsets} |

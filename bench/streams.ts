@@ -5,37 +5,50 @@
  *
  *   bun bench/streams.ts [--readings 1000000] [--tags 10000] [--runs 3]
  *
- * Each run works on its own set of topics, `bench<ts>.` + every catalogue topic (catalogue partitions
- * and configs), and deletes them (and the workers' consumer groups) at the end:
+ * Every topic set is `bench<ts><variant>.` + every catalogue topic (catalogue partitions and configs);
+ * all of them, and the workers' consumer groups, are deleted at the end of each run.
  *
- *  1. load       `--readings` readings over `--tags` tags (1 Hz each, interleaved per second, 0.1 % out
- *                of range) into <prefix>telemetry.raw with ReliableProducer (acks=all, idempotent), in
+ *  1. load       --readings readings over --tags tags (1 Hz each, interleaved per second, 0.1 % out of
+ *                range -> DLQ) into <prefix>telemetry.raw with ReliableProducer (acks=all, idempotent),
  *                batches of --batch, --load-inflight batches in flight. Measured: msgs/s, MB/s.
  *  2. quality    ONE `bun src/main.ts worker quality` process pinned with `taskset -c <--core>`, started
  *                on the loaded topic. Done when the group's committed offsets (OffsetFetch with
- *                require_stable, i.e. only committed transactions) reach the raw end offsets: the outputs
- *                are committed in the same transactions, so they are complete then. Measured: msgs/s
- *                from the first commit to done (and from spawn), worker CPU % and RSS, broker CPU.
- *                Then every output topic is counted (read_committed): clean + DLQ must equal the input.
+ *                require_stable: committed transactions only) reach the raw end offsets; outputs are
+ *                committed in the same transactions, so they are complete then. Measured: msgs/s from
+ *                the first commit to done (and from spawn; and 10 %-90 % of the input), worker CPU % and
+ *                RSS, broker CPU. Then every output topic is counted (read_committed): clean + DLQ must
+ *                equal the input. No committed progress for --stall-timeout s while the worker restarts
+ *                = stalled (reported with the broker's error for the failing produce).
  *  3. aggregate  the same for `worker aggregate` on the clean topic phase 2 produced.
- *  4. reference  Kafka's own tools on the same broker: ConsumerPerformance reading the raw topic
- *                (--readings records) and ProducerPerformance writing --readings records of the same
- *                size (key + value + headers) to a scratch 6-partition topic, acks=all, idempotent;
- *                each pinned to the worker's core and unpinned.
- *  5. latency    a quality worker (pinned) on the same topics; this process produces --rate msgs/s
- *                (each of --tags tags at rate/tags Hz) for --latency-warmup + --latency-seconds s, every
- *                record stamped with its *scheduled* send time (metadata.bench_send_ms, so a producer
- *                that falls behind shows up as latency rather than hiding it). A separate consumer
- *                process (read_committed) on telemetry.raw and telemetry.clean records receive time -
- *                scheduled send time; exact percentiles over the window (warm-up dropped). raw is the
- *                Kafka-only baseline (produce + fetch), clean adds the worker.
+ *  4. reference  Kafka's own tools on the same broker: ConsumerPerformance reading the 1M-record raw
+ *                topic and ProducerPerformance writing as many records of the same size (key + value +
+ *                headers) to a scratch 6-partition topic, acks=all, idempotent; pinned to the worker's
+ *                core and unpinned.
+ *  5. latency    a quality worker on fresh topics (primed, so its changelog restore is done); this
+ *                process produces --rate msgs/s (--tags tags, rate/tags Hz each) for --latency-warmup +
+ *                --latency-seconds s, each record stamped with its *scheduled* send time
+ *                (metadata.bench_send_ms: a producer that falls behind shows up as latency instead of
+ *                hiding it). A separate consumer process (read_committed) on telemetry.raw and
+ *                telemetry.clean records receive time - scheduled time; exact percentiles over the
+ *                window. telemetry.raw is the Kafka-only baseline, clean adds the worker.
+ *
+ * Variants (--variants): `stock` is the worker as shipped. It cannot get through a backlog: the
+ * processor's batch is everything one fetch returned (up to the client's 50 MB default), and the
+ * transaction's produce then exceeds the topics' 1 MiB max.message.bytes (MESSAGE_TOO_LARGE), aborts,
+ * restarts from the same offsets, forever. So it runs once (--stock-runs) on a --stock-readings
+ * backlog, to show that. `capped` is the same command with this file preloaded to pause the
+ * processor's input stream after --max-batch records per batch, i.e. the fix proposed for
+ * src/kafka/processor.ts, so the rest of the pipeline can be measured. Every worker gets the preload
+ * (`bun --preload bench/streams.ts src/main.ts worker ...`), which also reports failed produce calls
+ * with the broker's error codes; the stock variant is otherwise unchanged.
  *
  * CPU % = (utime + stime) delta / wall time from /proc/<pid>/stat (100 % = one core); RSS = VmRSS.
  * The machine is shared: every phase records the 1-minute load average at its start and the
- * whole-machine busy % during it. Progress on stderr, Markdown on stdout, everything with --json FILE.
+ * whole-machine busy % during it. Progress on stderr, Markdown on stdout, everything with --json FILE;
+ * --cpu-prof DIR writes a .cpuprofile and a Markdown summary per throughput worker.
  */
 import { Admin, Consumer, FetchIsolationLevels, MessagesStreamModes, Producer } from "@platformatic/kafka";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
@@ -75,9 +88,11 @@ const { values: args } = parseArgs({
     "stock-readings": { type: "string", default: "50000" },
     "stock-runs": { type: "string", default: "1" },
     "latency-variants": { type: "string", default: "stock,capped" },
-    "fetch-max-bytes": { type: "string", default: "262144" },
+    "max-batch": { type: "string", default: "500" },
+    "fetch-max-bytes": { type: "string", default: "0" },
     bootstrap: { type: "string", default: "127.0.0.1:9092" },
     "cpu-prof": { type: "string" },
+    "worker-log": { type: "string" },
     "keep-topics": { type: "boolean", default: false },
     json: { type: "string" },
     help: { type: "boolean", short: "h", default: false },
@@ -91,9 +106,9 @@ if (IS_MAIN && args.help) {
     "usage: bun bench/streams.ts [--readings 1000000] [--tags 10000] [--runs 3]\n" +
       "       [--phases load,quality,aggregate,reference,latency] [--batch 5000] [--load-inflight 4] [--core 1]\n" +
       "       [--rate 10000] [--latency-seconds 30] [--latency-warmup 5] [--no-raw-baseline] [--no-ref-unpinned]\n" +
-      "       [--variants stock,capped] [--stock-readings 50000] [--stock-runs 1] [--fetch-max-bytes 262144]\n" +
+      "       [--variants stock,capped] [--stock-readings 50000] [--stock-runs 1] [--max-batch 500] [--fetch-max-bytes 0]\n" +
       "       [--latency-variants stock,capped] [--stall-timeout 60] [--phase-timeout 900]\n" +
-      "       [--bootstrap 127.0.0.1:9092] [--cpu-prof DIR] [--keep-topics] [--json FILE]",
+      "       [--bootstrap 127.0.0.1:9092] [--cpu-prof DIR] [--worker-log DIR] [--keep-topics] [--json FILE]",
   );
   process.exit(0);
 }
@@ -207,19 +222,40 @@ async function latencyConsumer(topics: string[]): Promise<void> {
 //  - always: a failed Producer.send() prints one JSON line {"bench_send_error": ...} on stdout with
 //    the message count per topic and the broker's error per partition. Observation only: the error
 //    still reaches the processor unchanged. (The processor logs only "Producing messages failed.")
-//  - "capped" variant only ($BENCH_STREAMS_FETCH_MAX_BYTES): every consume() gets maxBytes and
-//    maxBytesPerPartition = that value instead of the client's 50 MB default, so one fetch (and so one
-//    processor batch) stays near maxBatch records.
+//  - "capped" variant only ($BENCH_STREAMS_MAX_BATCH): emulates the fix proposed for
+//    TransactionalProcessor (src/kafka/processor.ts): its input stream (the consume() in COMMITTED
+//    mode) is paused as soon as MAX_BATCH records were delivered since the last resume(), so a batch
+//    never exceeds maxBatch (500) however large the backlog. The processor's own flush/resume cycle
+//    is untouched. Optionally ($BENCH_STREAMS_FETCH_MAX_BYTES) fetches are capped too.
 // ---------------------------------------------------------------------------------------------------
 
+const MAX_BATCH_ENV = "BENCH_STREAMS_MAX_BATCH";
 const FETCH_CAP_ENV = "BENCH_STREAMS_FETCH_MAX_BYTES";
 if (!IS_MAIN && process.env.BENCH_STREAMS_PRELOAD === "1") {
-  const cap = Number(process.env[FETCH_CAP_ENV] ?? 0);
-  if (cap > 0) {
+  const maxBatch = Number(process.env[MAX_BATCH_ENV] ?? 0);
+  const fetchCap = Number(process.env[FETCH_CAP_ENV] ?? 0);
+  if (maxBatch > 0 || fetchCap > 0) {
+    type Stream = { pause(): unknown; resume(): unknown; prependListener(event: string, fn: () => void): unknown };
     const proto = Consumer.prototype as unknown as { consume: (options: Record<string, unknown>, callback?: unknown) => unknown };
     const original = proto.consume;
     proto.consume = function (options, callback) {
-      return original.call(this, { maxBytes: cap, maxBytesPerPartition: cap, ...options }, callback);
+      const opts = fetchCap > 0 ? { maxBytes: fetchCap, maxBytesPerPartition: fetchCap, ...options } : options;
+      const result = original.call(this, opts, callback);
+      if (maxBatch > 0 && options.mode === MessagesStreamModes.COMMITTED && result instanceof Promise) {
+        return result.then((stream: Stream) => {
+          let delivered = 0;
+          const resume = stream.resume.bind(stream);
+          stream.resume = () => {
+            delivered = 0;
+            return resume();
+          };
+          stream.prependListener("data", () => {
+            if (++delivered >= maxBatch) stream.pause();
+          });
+          return stream;
+        });
+      }
+      return result;
     };
   }
   type SendOptions = { messages: { topic: string; value?: unknown }[] };
@@ -271,7 +307,8 @@ const RUNS = Math.max(1, int("runs"));
 const BATCH = Math.max(1, int("batch"));
 const LOAD_INFLIGHT = Math.max(1, int("load-inflight"));
 const CORE = String(args.core);
-const RATE = int("rate");
+const RATES = String(args.rate).split(",").map((r) => Number(r));
+for (const r of RATES) if (!Number.isInteger(r) || r < 1) throw new Error(`--rate must be positive integers, got ${args.rate}`);
 const LAT_SECONDS = int("latency-seconds");
 const LAT_WARMUP = int("latency-warmup");
 const PHASE_TIMEOUT_MS = int("phase-timeout") * 1000;
@@ -280,6 +317,7 @@ const REF_UNPINNED = args["ref-unpinned"] && !args["no-ref-unpinned"];
 const BOOTSTRAP = String(args.bootstrap);
 const STALL_MS = int("stall-timeout") * 1000;
 const FETCH_MAX_BYTES = int("fetch-max-bytes");
+const MAX_BATCH = int("max-batch");
 type Variant = "stock" | "capped";
 const VARIANTS = String(args.variants).split(",").filter(Boolean) as Variant[];
 for (const v of VARIANTS) if (!["stock", "capped"].includes(v)) throw new Error(`unknown variant ${v}`);
@@ -367,7 +405,20 @@ async function stopChild(child: Child, timeoutMs = 20_000): Promise<number | nul
 let rulesFile = "";
 let profDir: string | undefined;
 
-/** The worker exactly as deployed (`stock`), or with the bench's fetch cap preloaded (`capped`). */
+/** The cores other than the worker's: the bench's own load generation and consumers run there. */
+function otherCores(): string {
+  const n = Number(Bun.spawnSync(["nproc"]).stdout.toString().trim()) || 1;
+  const others = Array.from({ length: n }, (_, i) => String(i)).filter((c) => c !== CORE);
+  return others.join(",");
+}
+const pinOthers = () => (otherCores() ? ["taskset", "-c", otherCores()] : []);
+const allCores = () => `0-${(Number(Bun.spawnSync(["nproc"]).stdout.toString().trim()) || 1) - 1}`;
+/** This process (all threads); its children inherit it. */
+function pinSelf(cores: string): void {
+  if (cores) Bun.spawnSync(["taskset", "-a", "-p", "-c", cores, String(process.pid)], { stdout: "ignore", stderr: "ignore" });
+}
+
+/** The worker as deployed (`stock`), or with the bench's batch cap preloaded (`capped`); both with the send-error hook. */
 function workerCommand(kind: "quality" | "aggregate", prefix: string, instance: string, variant: Variant, profile: boolean): string[] {
   return [
     "taskset", "-c", CORE, process.execPath,
@@ -381,14 +432,27 @@ function workerCommand(kind: "quality" | "aggregate", prefix: string, instance: 
 function spawnWorker(kind: "quality" | "aggregate", prefix: string, instance: string, variant: Variant, profile = false): Child {
   const env: Record<string, string | undefined> = { ...process.env, GATEWAY_KAFKA__BOOTSTRAP_SERVERS: BOOTSTRAP, LOG_LEVEL: "info" };
   env.BENCH_STREAMS_PRELOAD = "1";
-  if (variant === "capped") env[FETCH_CAP_ENV] = String(FETCH_MAX_BYTES);
-  else delete env[FETCH_CAP_ENV];
+  delete env[MAX_BATCH_ENV];
+  delete env[FETCH_CAP_ENV];
+  if (variant === "capped") {
+    if (MAX_BATCH > 0) env[MAX_BATCH_ENV] = String(MAX_BATCH);
+    if (FETCH_MAX_BYTES > 0) env[FETCH_CAP_ENV] = String(FETCH_MAX_BYTES);
+  }
   return spawn(workerCommand(kind, prefix, instance, variant, profile), env);
 }
 
+const cappedEnv = () => [MAX_BATCH > 0 ? `${MAX_BATCH_ENV}=${MAX_BATCH}` : "", FETCH_MAX_BYTES > 0 ? `${FETCH_CAP_ENV}=${FETCH_MAX_BYTES}` : ""].filter(Boolean).join(" ");
 const printable = (cmd: string[], variant: Variant) =>
-  `BENCH_STREAMS_PRELOAD=1 ${variant === "capped" ? `${FETCH_CAP_ENV}=${FETCH_MAX_BYTES} ` : ""}` +
+  `BENCH_STREAMS_PRELOAD=1 ${variant === "capped" ? `${cappedEnv()} ` : ""}` +
   cmd.join(" ").replace(process.execPath, "bun").replace(import.meta.path, "bench/streams.ts").replace(rulesFile, "<rules.json>");
+
+/** With --worker-log DIR: the worker's JSON stdout lines (its log, and the preload's reports) as NDJSON. */
+function saveWorkerLog(child: Child, name: string): void {
+  const dir = args["worker-log"];
+  if (!dir) return;
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(join(dir, `${name}-${Date.now()}.ndjson`), child.lines.map((l) => JSON.stringify(l)).join("\n") + "\n");
+}
 
 const restartLines = (child: Child) => child.lines.filter((l) => String(l.msg).includes("restarting"));
 /** What the preloaded hook saw when a produce failed (first few), see the preload section. */
@@ -553,6 +617,9 @@ interface LatencyPhase extends Load {
   worker: ProcessStats;
   worker_rss_mb_at_start: number;
   broker?: ProcessStats;
+  /** The load generator itself: this process (producer) and the latency consumer process. */
+  bench_producer_cpu_pct: number;
+  latency_consumer: ProcessStats;
   restarts: number;
   restart_reasons: string[];
   send_errors: Record<string, unknown>[];
@@ -599,6 +666,7 @@ async function loadPhase(prefix: string, readings: number): Promise<LoadPhase> {
   const producer = new ReliableProducer(connection, "bench-load");
   const perTag = Math.max(1, Math.floor(readings / TAGS));
   const base = Math.floor((Date.now() - perTag * 1000 - 60_000) / 1000) * 1000;
+  pinSelf(allCores());
   log(`load: ${perTag * TAGS} readings (${TAGS} tags x ${perTag} samples) -> ${topic}, batches of ${BATCH}, ${LOAD_INFLIGHT} in flight`);
   const m = machineWindow();
   const broker = brokerSampler();
@@ -631,6 +699,7 @@ async function loadPhase(prefix: string, readings: number): Promise<LoadPhase> {
   await Promise.all(inflight);
   const wall = (performance.now() - t0) / 1000;
   const cpu = process.cpuUsage(cpu0);
+  pinSelf(otherCores());
   await producer.close();
   const brokerStats = broker?.stop();
   const end = [...(await admin.endOffsets(topic)).values()].reduce((a, b) => a + b, 0n);
@@ -720,6 +789,7 @@ async function workerPhase(
   const brokerStats = broker?.stop();
   const machine = m.stop();
   const exitCode = await stopChild(child);
+  saveWorkerLog(child, `${kind}-${variant}`);
   const restarts = restartLines(child);
   const reasons: Record<string, number> = {};
   for (const l of restarts) reasons[String(l.reason)] = (reasons[String(l.reason)] ?? 0) + 1;
@@ -807,7 +877,7 @@ async function workerPhase(
 // ---- 4. Kafka reference ----
 
 async function runJava(tool: RefRun["tool"], toolArgs: string[], pinned: boolean): Promise<{ out: string; java: ProcessStats; machine: Load }> {
-  const cmd = [...(pinned ? ["taskset", "-c", CORE] : []), "java", `-Dlog4j2.configurationFile=${TOOLS_LOG4J}`, "-cp", KAFKA_LIBS, `org.apache.kafka.tools.${tool}`, ...toolArgs];
+  const cmd = ["taskset", "-c", pinned ? CORE : allCores(), "java", `-Dlog4j2.configurationFile=${TOOLS_LOG4J}`, "-cp", KAFKA_LIBS, `org.apache.kafka.tools.${tool}`, ...toolArgs];
   const m = machineWindow();
   const child = spawn(cmd);
   const sampler = new ProcessSampler(child.proc.pid);
@@ -885,20 +955,22 @@ async function producerPerformance(records: number, recordSize: number, pinned: 
 
 // ---- 5. Latency ----
 
-async function latencyPhase(prefix: string, variant: Variant): Promise<LatencyPhase> {
+async function latencyPhase(prefix: string, variant: Variant, RATE: number): Promise<LatencyPhase> {
   const raw = `${prefix}telemetry.raw`;
   const clean = `${prefix}telemetry.clean`;
   const withRaw = !args["no-raw-baseline"];
-  log(`latency: quality worker (${variant}) on core ${CORE}; ${RATE} msgs/s over ${TAGS} tags for ${LAT_WARMUP} + ${LAT_SECONDS} s`);
+  // Every tag at 1 Hz (the rules' expected interval), so a lower rate means fewer tags, not gaps.
+  const TAGS_L = Math.min(TAGS, RATE);
+  log(`latency: quality worker (${variant}) on core ${CORE}; ${RATE} msgs/s over ${TAGS_L} tags for ${LAT_WARMUP} + ${LAT_SECONDS} s`);
   const worker = spawnWorker("quality", prefix, "lat1", variant);
-  const consumer = spawn([process.execPath, import.meta.path, "--bootstrap", BOOTSTRAP, "--latency-consumer", (withRaw ? [raw, clean] : [clean]).join(",")], process.env, "pipe");
+  const consumer = spawn([...pinOthers(), process.execPath, import.meta.path, "--bootstrap", BOOTSTRAP, "--latency-consumer", (withRaw ? [raw, clean] : [clean]).join(",")], process.env, "pipe");
   const producer = new ReliableProducer(connection, "bench-latency");
   try {
     await waitLine(worker, (l) => l.msg === "stream worker started", 60_000, "quality worker start");
     await waitLine(consumer, (l) => l.ready === true, 60_000, "latency consumer ready");
     // Prime: the worker's first batch restores its (empty) changelog partitions, which takes a while;
     // let that happen before the paced load, then wait for the commit.
-    const prime = Math.min(TAGS, 600);
+    const prime = Math.min(TAGS_L, 600);
     const primeAt = Date.now() - 1000;
     await producer.send(Array.from({ length: prime }, (_, tag) => benchRecord(raw, tag, 0, primeAt, primeAt, false)));
     await waitFor(
@@ -923,13 +995,20 @@ async function latencyPhase(prefix: string, variant: Variant): Promise<LatencyPh
     let m: ReturnType<typeof machineWindow> | undefined;
     let sampler: ProcessSampler | undefined;
     let broker: ProcessSampler | undefined;
+    let consumerSampler: ProcessSampler | undefined;
+    let selfCpu0 = process.cpuUsage();
+    let selfWall0 = 0;
     while (sent < total) {
       const now = epochMs();
       if (!sampler && now >= from) {
         m = machineWindow();
         sampler = new ProcessSampler(worker.proc.pid);
         sampler.start(1000);
+        consumerSampler = new ProcessSampler(consumer.proc.pid);
+        consumerSampler.start(1000);
         broker = brokerSampler();
+        selfCpu0 = process.cpuUsage();
+        selfWall0 = now;
       }
       const due = Math.min(total, Math.floor(((now - t0) * RATE) / 1000) + 1);
       if (due <= sent) {
@@ -940,7 +1019,7 @@ async function latencyPhase(prefix: string, variant: Variant): Promise<LatencyPh
       for (let k = sent; k < due; k++) {
         const at = scheduled(k);
         const stamp = round(at, 3);
-        records.push(benchRecord(raw, k % TAGS, Math.floor(k / TAGS), at, at, false, stamp));
+        records.push(benchRecord(raw, k % TAGS_L, Math.floor(k / TAGS_L), at, at, false, stamp));
         if (stamp >= from && stamp < to) sentInWindow++;
       }
       const s0 = performance.now();
@@ -950,6 +1029,8 @@ async function latencyPhase(prefix: string, variant: Variant): Promise<LatencyPh
     }
     const endWall = epochMs();
     const workerStats = sampler!.stop();
+    const consumerStats = consumerSampler!.stop();
+    const selfCpu = process.cpuUsage(selfCpu0);
     const brokerStats = broker?.stop();
     const machine = m!.stop();
     consumer.proc.stdin!.write(JSON.stringify({ from, to, expected: sentInWindow }) + "\n");
@@ -963,7 +1044,7 @@ async function latencyPhase(prefix: string, variant: Variant): Promise<LatencyPh
       command: printable(workerCommand("quality", "<prefix>", "lat1", variant, false), variant),
       rate: RATE,
       seconds: LAT_SECONDS,
-      tags: TAGS,
+      tags: TAGS_L,
       sent_in_window: sentInWindow,
       achieved_rate: round((sent * 1000) / (endWall - t0)),
       send_ms: { p50: q(0.5), p99: q(0.99), max: round(sendTimes.at(-1) ?? NaN, 2) },
@@ -972,6 +1053,8 @@ async function latencyPhase(prefix: string, variant: Variant): Promise<LatencyPh
       worker: workerStats,
       worker_rss_mb_at_start: round(workerRss0, 1),
       ...(brokerStats ? { broker: brokerStats } : {}),
+      bench_producer_cpu_pct: round((100 * (selfCpu.user + selfCpu.system)) / 1e3 / (endWall - selfWall0), 1),
+      latency_consumer: consumerStats,
       restarts: restartLines(worker).length,
       restart_reasons: restartLines(worker).map((l) => String(l.reason)),
       send_errors: sendErrors(worker).slice(0, 3),
@@ -980,13 +1063,14 @@ async function latencyPhase(prefix: string, variant: Variant): Promise<LatencyPh
     log(
       `latency: raw -> clean p50 ${phase.clean.p50} / p95 ${phase.clean.p95} / p99 ${phase.clean.p99} / max ${phase.clean.max} ms ` +
         `(missing ${phase.clean.missing})${phase.raw ? `; raw baseline p50 ${phase.raw.p50} / p99 ${phase.raw.p99} ms` : ""}; ` +
-        `worker CPU ${workerStats.cpu_pct} %, RSS max ${workerStats.rss_mb_max} MB; achieved ${phase.achieved_rate} msgs/s; worker restarts ${phase.restarts}${phase.restarts ? ` (${phase.restart_reasons[0]}; failed send ${JSON.stringify(phase.send_errors[0] ?? null)})` : ""}; load ${machine.loadavg_1m}, machine busy ${machine.machine_busy_pct} %`,
+        `worker CPU ${workerStats.cpu_pct} %, RSS max ${workerStats.rss_mb_max} MB; bench producer CPU ${phase.bench_producer_cpu_pct} %, latency consumer CPU ${consumerStats.cpu_pct} %; achieved ${phase.achieved_rate} msgs/s; worker restarts ${phase.restarts}${phase.restarts ? ` (${phase.restart_reasons[0]}; failed send ${JSON.stringify(phase.send_errors[0] ?? null)})` : ""}; load ${machine.loadavg_1m}, machine busy ${machine.machine_busy_pct} %`,
     );
     return phase;
   } finally {
     await producer.close().catch(() => undefined);
     await stopChild(consumer, 5000);
     await stopChild(worker);
+    saveWorkerLog(worker, `latency-${variant}`);
   }
 }
 
@@ -1062,11 +1146,13 @@ async function oneRun(index: number): Promise<Run> {
     if (PHASES.has("latency")) {
       // Fresh topics: a worker that first restores a large changelog builds a backlog meanwhile, which the
       // stock worker cannot get through (the throughput phases show why).
-      for (const variant of LATENCY_VARIANTS) {
-        const prefix = `bench${Date.now().toString(36)}l${variant[0]}.`;
-        prefixes.push(prefix);
-        await createBenchTopics(prefix, created);
-        run.latency.push(await latencyPhase(prefix, variant));
+      for (const rate of RATES) {
+        for (const variant of LATENCY_VARIANTS) {
+          const prefix = `bench${Date.now().toString(36)}l${variant[0]}.`;
+          prefixes.push(prefix);
+          await createBenchTopics(prefix, created);
+          run.latency.push(await latencyPhase(prefix, variant, rate));
+        }
       }
     }
   } finally {
@@ -1110,7 +1196,7 @@ function markdown(runs: Run[]): string {
     for (const kind of ["quality", "aggregate"] as const) {
       const ps = vrs.map((v) => v[kind]).filter((x): x is WorkerPhase => !!x);
       if (!ps.length) continue;
-      const name = `${kind} worker, ${variant}${variant === "capped" ? ` (fetch <= ${FETCH_MAX_BYTES} B)` : ""}, 1 process on core ${CORE}, ${ps[0]!.input_records} input records`;
+      const name = `${kind} worker, ${variant}${variant === "capped" ? ` (${cappedEnv()})` : ""}, 1 process on core ${CORE}, ${ps[0]!.input_records} input records`;
       const cols = (xs: WorkerPhase[], cpu: string) =>
         `${cpu} | ${med(xs.map((p) => p.process.rss_mb_avg))} / ${med(xs.map((p) => p.process.rss_mb_max))} | ${med(xs.map((p) => p.broker?.cpu_pct))} | ` +
         `${all(xs.map((p) => p.loadavg_1m))} / ${all(xs.map((p) => p.machine_busy_pct))} |`;
@@ -1135,11 +1221,12 @@ function markdown(runs: Run[]): string {
     }
   }
   const lats = runs.flatMap((r) => r.latency);
-  for (const variant of LATENCY_VARIANTS) {
-    const xs = lats.filter((l) => l.variant === variant);
+  for (const RATE of RATES) for (const variant of LATENCY_VARIANTS) {
+    const xs = lats.filter((l) => l.variant === variant && l.rate === RATE);
     if (!xs.length) continue;
     lines.push(
-      `| latency run: quality worker, ${variant}, at ${RATE} msgs/s (achieved ${med(xs.map((l) => l.achieved_rate))}) | - | restarts ${all(xs.map((l) => l.restarts))} | ${med(xs.map((l) => l.worker.cpu_pct))} (${med(xs.map((l) => l.worker.cpu_pct_max_1s))}) | ` +
+      `| latency run: quality worker, ${variant}, ${RATE} msgs/s over ${xs[0]!.tags} tags (achieved ${med(xs.map((l) => l.achieved_rate))}) | - | restarts ${all(xs.map((l) => l.restarts))}; ` +
+        `load generator: bench producer ${med(xs.map((l) => l.bench_producer_cpu_pct))} %, latency consumer ${med(xs.map((l) => l.latency_consumer.cpu_pct))} % CPU | ${med(xs.map((l) => l.worker.cpu_pct))} (${med(xs.map((l) => l.worker.cpu_pct_max_1s))}) | ` +
         `${med(xs.map((l) => l.worker.rss_mb_avg))} / ${med(xs.map((l) => l.worker.rss_mb_max))} | ${med(xs.map((l) => l.broker?.cpu_pct))} | ${all(xs.map((l) => l.loadavg_1m))} / ${all(xs.map((l) => l.machine_busy_pct))} |`,
     );
   }
@@ -1151,14 +1238,14 @@ function markdown(runs: Run[]): string {
     }
   }
   if (lats.length) {
-    lines.push("", `| latency, scheduled send -> received (read_committed), ${LAT_SECONDS} s at ${RATE} msgs/s, ms | p50 | p95 | p99 | p99.9 | max | received / expected |`, "|---|---|---|---|---|---|---|");
+    lines.push("", `| latency, scheduled send -> received (read_committed), ${LAT_SECONDS} s window, ms | p50 | p95 | p99 | p99.9 | max | received / expected |`, "|---|---|---|---|---|---|---|");
     const row = (name: string, xs: LatencyTopic[]) =>
       `| ${name} | ${med(xs.map((x) => x.p50))} [${all(xs.map((x) => x.p50))}] | ${med(xs.map((x) => x.p95))} [${all(xs.map((x) => x.p95))}] | **${med(xs.map((x) => x.p99))}** [${all(xs.map((x) => x.p99))}] | ` +
       `${med(xs.map((x) => x.p999))} | ${med(xs.map((x) => x.max))} | ${all(xs.map((x) => x.count))} / ${all(xs.map((x) => x.expected))} |`;
-    for (const variant of LATENCY_VARIANTS) {
-      const xs = lats.filter((l) => l.variant === variant);
+    for (const RATE of RATES) for (const variant of LATENCY_VARIANTS) {
+      const xs = lats.filter((l) => l.variant === variant && l.rate === RATE);
       if (!xs.length) continue;
-      lines.push(row(`raw -> clean, quality worker ${variant}`, xs.map((l) => l.clean)));
+      lines.push(row(`raw -> clean at ${RATE} msgs/s, quality worker ${variant} (restarts ${all(xs.map((l) => l.restarts))})`, xs.map((l) => l.clean)));
       const raws = xs.map((l) => l.raw).filter((x): x is LatencyTopic => !!x);
       if (raws.length) lines.push(row(`telemetry.raw itself during that run (Kafka produce + fetch)`, raws));
     }
@@ -1218,6 +1305,9 @@ async function main() {
   rulesFile = join(scratch, "rules.json");
   writeFileSync(rulesFile, JSON.stringify(RULES));
   profDir = args["cpu-prof"];
+  // Keep the bench's own work (pacing, polling, counting) off the worker's core; children inherit it.
+  // Only the bulk load (phase 1) and the unpinned Java runs use every core.
+  pinSelf(otherCores());
   log(`machine: ${machine.nproc} cpus (${machine.cpu_model}), ${machine.memory_gb} GB; ${uptime}`);
   const runs: Run[] = [];
   try {
@@ -1236,7 +1326,8 @@ async function main() {
     git: gitInfo(repo),
     config: {
       readings: READINGS, tags: TAGS, runs: RUNS, variants: VARIANTS, fetch_max_bytes: FETCH_MAX_BYTES, batch: BATCH, load_inflight: LOAD_INFLIGHT, core: CORE,
-      rate: RATE, latency_seconds: LAT_SECONDS, latency_warmup: LAT_WARMUP, stall_timeout_s: STALL_MS / 1000, rules: RULES, cpu_prof: profDir ?? null,
+      rates: RATES, latency_seconds: LAT_SECONDS, latency_warmup: LAT_WARMUP, stall_timeout_s: STALL_MS / 1000, rules: RULES, cpu_prof: profDir ?? null,
+      max_batch: MAX_BATCH, stock_readings: STOCK_READINGS, stock_runs: STOCK_RUNS, latency_variants: LATENCY_VARIANTS,
     },
     runs,
   };

@@ -96,9 +96,10 @@ describe.skipIf(!asyncuaAvailable)("opcua adapter against asyncua: security", ()
   ];
   const POLICY: Record<string, string> = { Basic256Sha256: "Basic256Sha256", Aes128Sha256RsaOaep: "Aes128_Sha256_RsaOaep", Aes256Sha256RsaPss: "Aes256_Sha256_RsaPss" };
   let server: AsyncuaServer;
-  const pki = freshPki();
+  let pki: string;
 
   beforeAll(async () => {
+    pki = freshPki();
     server = await startAsyncua({ security: ALL, user: { name: "operator", password: "pa ss:wörd" }, heldTimestamp: HELD_AT });
     process.env.SECRET_ASYNCUA_OPERATOR = "pa ss:wörd";
   });

@@ -1,6 +1,6 @@
 /**
- * `gateway opcua browse` and `gateway simulate opcua`. node-opcua-server is imported only when
- * the simulator runs (it reads its own package.json as it loads).
+ * `gateway opcua browse` and `gateway simulate opcua`. The simulator (node-opcua-server) is
+ * imported only when it runs.
  */
 import { choiceOption, defineCommand, intOption, UsageError } from "../../src/cli/command.ts";
 import { createLogger } from "../../src/log/logger.ts";

@@ -126,7 +126,7 @@ export function classify(error: unknown, options: SessionOptions): OpcuaError {
   if (/BadUserAccessDenied|BadIdentityToken|BadUserSignatureInvalid|user token policy/i.test(message)) {
     return new OpcuaError("config", `the server refused the user identity (${message.split("\n")[0]})`);
   }
-  if (/cannot find endpoint|BadSecurityPolicyRejected|BadSecurityModeRejected/i.test(message)) {
+  if (/cannot find (an )?endpoint|end point must exist|BadSecurityPolicyRejected|BadSecurityModeRejected/i.test(message)) {
     return new OpcuaError("config", `the server offers no endpoint for security ${options.security_mode ?? "None"}/${effectivePolicy(options)} (${message.split("\n")[0]})`);
   }
   if (/timeout|timed out/i.test(message)) return new OpcuaError("timeout", message);

@@ -37,7 +37,12 @@ export const SubscriptionSchema = Type.Object(
     }),
     keepalive_count: Type.Integer({ minimum: 1, maximum: 1000, default: 10, description: "Publishing intervals without data before the server sends a keep-alive" }),
     lifetime_count: Type.Integer({ minimum: 3, maximum: 100_000, default: 60, description: "Publishing intervals without a publish request before the server drops the subscription (at least 3 x keepalive_count)" }),
-    max_notifications_per_publish: Type.Integer({ minimum: 0, maximum: 1_000_000, default: 0, description: "0: as many as the server allows" }),
+    max_notifications_per_publish: Type.Integer({
+      minimum: 0,
+      maximum: 1_000_000,
+      default: 2000,
+      description: "Larger publishes are split over several responses, keeping bursts (and memory) small; 0: as many as the server allows",
+    }),
   },
   { additionalProperties: false, default: {} },
 );

@@ -16,7 +16,8 @@ import { createLogger } from "../../src/log/logger.ts";
 import { KAFKA_BOOTSTRAP, kafkaConnection, kafkaUp, uniqueName } from "../../test/support/services.ts";
 import { browse } from "./browse.ts";
 import adapter from "./index.ts";
-import { parseOpcuaPlant } from "./plant.ts";
+import { generateOpcuaBenchPlant, parseOpcuaPlant } from "./plant.ts";
+import { OpcuaReader } from "./reader.ts";
 import { OpcuaConfigSchema } from "./schema.ts";
 import { startOpcuaSimulator, type OpcuaSimulator } from "./simulator.ts";
 import { duplicates, metricValue, spawnAdapter, topicReadings } from "./test-support.ts";
@@ -69,9 +70,10 @@ describe.skipIf(!kafkaUp)("opcua adapter against the simulator, into Kafka", () 
   const admin = new KafkaAdmin(kafkaConnection());
   const topics: string[] = [];
   let sim: OpcuaSimulator;
-  const pki = freshPki();
+  let pki: string;
 
   beforeAll(async () => {
+    pki = freshPki();
     sim = await startOpcuaSimulator({ plant, log });
   });
   afterAll(async () => {
@@ -248,6 +250,9 @@ describe.skipIf(!kafkaUp)("opcua adapter against the simulator, into Kafka", () 
       await expect(adapter.connectionTest!(parse({ ...source, trusted_server_certificates: undefined, pki_dir: untrusted }), log)).rejects.toThrow(
         new RegExp(`server certificate not trusted.*${join(untrusted, "rejected")}`),
       );
+      // The server offers SignAndEncrypt only: Sign, or None, finds no endpoint (the mode really is applied).
+      await expect(adapter.connectionTest!(parse({ ...source, security_mode: "Sign", pki_dir: untrusted }), log)).rejects.toThrow(/offers no endpoint for security Sign\/Aes256_Sha256_RsaPss/);
+      await expect(adapter.connectionTest!(parse({ ...source, security_mode: "None", security_policy: undefined, pki_dir: untrusted }), log)).rejects.toThrow(/offers no endpoint for security None\/None/);
       await expect(adapter.connectionTest!(parse({ ...source, auth: { username: "operator", password: "${secret:not_there}" }, pki_dir: untrusted }), log)).rejects.toThrow(
         /source\.auth\.password: secret "not_there" not found: set SECRET_NOT_THERE/,
       );
@@ -276,5 +281,53 @@ describe.skipIf(!kafkaUp)("opcua adapter against the simulator, into Kafka", () 
     expect(stdout).toContain("test-plant  [ns=1;s=test-plant]  Object");
     expect(stdout).toMatch(/├─ Line1 {2}\[ns=1;s=test-plant\/Line1\] {2}Object/);
     expect(stdout).toMatch(/Fast {2}\[ns=2;s=Fast\] {2}Variable {2}Double {2}R/);
+  }, 30_000);
+});
+
+describe("opcua adapter against a simulator that takes at most 100 items per call", () => {
+  let sim: OpcuaSimulator;
+  let pki: string;
+  beforeAll(async () => {
+    pki = freshPki();
+    sim = await startOpcuaSimulator({ plant: generateOpcuaBenchPlant(250, 1000), maxItemsPerCall: 100, log });
+  });
+  afterAll(async () => {
+    await sim?.stop();
+    for (const dir of pkiDirs) rmSync(dir, { recursive: true, force: true });
+  });
+
+  /** Runs the reader in process until every node delivered once; returns the params seen and the warnings logged. */
+  async function deliverAll(source: Record<string, unknown>, extra: Record<string, unknown> = {}) {
+    const nodes = Array.from({ length: 250 }, (_, i) => ({ node_id: `ns=2;s=Bench.${i}`, param: `t${i}` }));
+    const config = parseAdapterConfig(OpcuaConfigSchema, opcuaConfig("limits", "unused", { endpoint: sim.endpoint, pki_dir: pki, ...source }, nodes, extra), adapter.validate as never);
+    const seen = new Set<string>();
+    const bad: string[] = [];
+    const warnings: string[] = [];
+    const quiet = createLogger("opcua-test", "warn");
+    const reader = new OpcuaReader(config as never, {
+      log: Object.assign(Object.create(quiet), { warn: (_: unknown, msg: string) => warnings.push(msg), info: () => undefined, child: () => quiet }),
+      emit: (samples) => samples.forEach((s) => (s.quality === "GOOD" ? seen.add(s.parameter) : bad.push(`${s.parameter}: ${s.error ?? s.status_text}`))),
+      recordError: () => undefined,
+      readLatency: { observe: () => undefined } as never,
+      heartbeat: () => undefined,
+    });
+    reader.start();
+    const deadline = Date.now() + 10_000;
+    while (seen.size < 250 && Date.now() < deadline) await Bun.sleep(100);
+    await reader.stop();
+    return { seen: seen.size, bad, warnings };
+  }
+
+  test("subscription: batch_size 100 creates every item; a larger batch the server refuses is split", async () => {
+    expect(await deliverAll({ subscription: { publishing_interval_ms: 200, batch_size: 100 } })).toEqual({ seen: 250, bad: [], warnings: [] });
+    const split = await deliverAll({ subscription: { publishing_interval_ms: 200, batch_size: 250 } });
+    expect({ seen: split.seen, bad: split.bad }).toEqual({ seen: 250, bad: [] });
+    expect(split.warnings).toContain("server refused a CreateMonitoredItems batch; splitting it (lower source.subscription.batch_size)");
+  }, 30_000);
+
+  test("polling: Read batches the server finds too large are split", async () => {
+    const split = await deliverAll({ mode: "polling", polling: { batch_size: 250 } }, { poll_interval_ms: 200 });
+    expect({ seen: split.seen, bad: split.bad }).toEqual({ seen: 250, bad: [] });
+    expect(split.warnings).toContain("server refused a Read batch; splitting it (lower source.polling.batch_size)");
   }, 30_000);
 });

@@ -3,18 +3,20 @@
  * file's waveforms. Tests and benchmarks start it in process; stop/restart/rebuild exist for
  * the recovery tests.
  *
- * Import this module lazily: node-opcua-server reads its own package.json when it is loaded.
+ * node-opcua-server is loaded on first use (server-loader.ts): it reads its own package.json
+ * as it loads, which needs help inside the compiled binary.
  */
-import { mkdtempSync, readFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import imagePath from "node-opcua-nodesets/nodesets/Opc.Ua.NodeSet2.ndjson.gz" with { type: "file" };
 import { OPCUACertificateManager } from "node-opcua-certificate-manager";
 import { MessageSecurityMode, SecurityPolicy, StatusCode, StatusCodes } from "node-opcua-client";
-import { OPCUAServer } from "node-opcua-server";
+import type { OPCUAServer } from "node-opcua-server";
 import { DataType, Variant } from "node-opcua-variant";
 import type { Logger } from "../../src/log/logger.ts";
 import { routeOpcuaLogs } from "./log.ts";
+import { loadOpcuaServer } from "./server-loader.ts";
 import { plantValue, tickOf, type OpcuaPlant, type PlantDataType, type PlantNode } from "./plant.ts";
 import type { SecurityModeName, SecurityPolicyName } from "./schema.ts";
 
@@ -34,8 +36,10 @@ export interface OpcuaSimulatorOptions {
   port?: number;
   host?: string;
   security?: OpcuaSimulatorSecurity;
-  /** Server certificate store; default a temporary folder, kept across restart(). */
+  /** Server certificate store; default a temporary folder, kept across restart() and removed by stop(). */
   pkiDir?: string;
+  /** Operation limits, like a PLC's: monitored items per Create/Modify/Delete call and nodes per Read (0: none). */
+  maxItemsPerCall?: number;
   /** Wall clock in ms; tests may freeze it. */
   clock?: () => number;
   log?: Logger;
@@ -103,6 +107,7 @@ class Instance {
   #stopped = false;
 
   constructor(
+    Server: typeof OPCUAServer,
     readonly options: OpcuaSimulatorOptions,
     port: number,
     cm: OPCUACertificateManager,
@@ -113,7 +118,7 @@ class Instance {
     const modes = (security.modes ?? ["None", "Sign", "SignAndEncrypt"]).map((m) => MODES[m]);
     const policies = (security.policies ?? ["None", "Basic256Sha256", "Aes128_Sha256_RsaOaep", "Aes256_Sha256_RsaPss"]).map((p) => POLICIES[p]);
     const host = options.host ?? "127.0.0.1";
-    this.server = new OPCUAServer({
+    this.server = new Server({
       port,
       host,
       hostname: host,
@@ -126,7 +131,10 @@ class Instance {
       buildInfo: { productName: `gateway simulator: ${options.plant.name}`, manufacturerName: "Industrial Data Gateway" },
       serverInfo: { applicationUri: "urn:industrial-data-gateway:simulator", productUri: "urn:industrial-data-gateway:simulator" },
       maxConnectionsPerEndpoint: 100,
-      serverCapabilities: { maxSessions: 100 },
+      serverCapabilities: {
+        maxSessions: 100,
+        ...(options.maxItemsPerCall && { operationLimits: { maxMonitoredItemsPerCall: options.maxItemsPerCall, maxNodesPerRead: options.maxItemsPerCall } }),
+      },
     });
   }
 
@@ -236,7 +244,8 @@ export async function startOpcuaSimulator(options: OpcuaSimulatorOptions): Promi
   await cm.initialize();
   let port = options.port ?? 0;
   if (port === 0) port = await freePort(options.host ?? "127.0.0.1");
-  let instance = new Instance(options, port, cm, []);
+  const { OPCUAServer: Server } = await loadOpcuaServer();
+  let instance = new Instance(Server, options, port, cm, []);
   await instance.start();
   const endpoint = `opc.tcp://${options.host ?? "127.0.0.1"}:${port}`;
   let stopped = false;
@@ -250,11 +259,12 @@ export async function startOpcuaSimulator(options: OpcuaSimulatorOptions): Promi
       stopped = true;
       await instance.stop();
       await cm.dispose();
+      if (!options.pkiDir) rmSync(pkiDir, { recursive: true, force: true });
     },
     async restart({ downMs = 0, extraNamespaces = [] } = {}) {
       await instance.stop();
       if (downMs > 0) await Bun.sleep(downMs);
-      instance = new Instance(options, port, cm, extraNamespaces);
+      instance = new Instance(Server, options, port, cm, extraNamespaces);
       await instance.start();
     },
     rebuild: (goneMs = 1000) => instance.rebuild(goneMs),

@@ -163,7 +163,7 @@ describe("config", () => {
     const config = parse(() => undefined) as unknown as { source: Record<string, unknown>; mapping: { nodes: Array<Record<string, unknown>> } };
     expect(config.source).toMatchObject({
       security_mode: "None", auth: "anonymous", mode: "subscription", auto_accept_server_certificate: false, drop_duplicates: true,
-      subscription: { publishing_interval_ms: 1000, batch_size: 100, keepalive_count: 10, lifetime_count: 60, max_notifications_per_publish: 0 },
+      subscription: { publishing_interval_ms: 1000, batch_size: 100, keepalive_count: 10, lifetime_count: 60, max_notifications_per_publish: 2000 },
       polling: { batch_size: 100 },
     });
     expect(config.mapping.nodes[0]).toMatchObject({ queue_size: 1, discard_oldest: true });

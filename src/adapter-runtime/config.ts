@@ -72,7 +72,8 @@ export type CommonAdapterConfig = Static<ReturnType<typeof adapterConfigSchema<T
 export function decodeConfigJson(raw: string | undefined): unknown {
   if (!raw) throw new ConfigError("CONFIG_JSON", [{ path: "(env)", message: "CONFIG_JSON is not set" }]);
   const trimmed = raw.trim();
-  const text = trimmed.startsWith("{") ? trimmed : Buffer.from(trimmed, "base64").toString("utf8");
+  const bytes = trimmed.startsWith("{") ? Buffer.from(trimmed) : Buffer.from(trimmed, "base64");
+  const text = Buffer.from(isGzip(bytes) ? Bun.gunzipSync(bytes) : bytes).toString("utf8");
   try {
     return JSON.parse(text);
   } catch (error) {
@@ -80,8 +81,19 @@ export function decodeConfigJson(raw: string | undefined): unknown {
   }
 }
 
+const GZIP_MAGIC = [0x1f, 0x8b];
+const isGzip = (bytes: Uint8Array) => bytes[0] === GZIP_MAGIC[0] && bytes[1] === GZIP_MAGIC[1];
+
+/**
+ * Linux caps one environment variable at 128 KiB; a 10,000-node OPC UA map is far larger. Big
+ * configs are gzipped before base64 (decodeConfigJson recognises the gzip header), small ones stay
+ * plain base64 JSON as the seed's contract shows.
+ */
+const GZIP_ABOVE_BYTES = 64 * 1024;
+
 export function encodeConfigJson(config: unknown): string {
-  return Buffer.from(JSON.stringify(config)).toString("base64");
+  const json = Buffer.from(JSON.stringify(config));
+  return (json.length > GZIP_ABOVE_BYTES ? Buffer.from(Bun.gzipSync(json)) : json).toString("base64");
 }
 
 export function parseAdapterConfig<S extends TObject>(
