@@ -52,7 +52,7 @@ async function alarmTable(deps: UiDeps, viewer: Viewer, filter: AlarmFilter): Pr
   if (alarms.length === 0) {
     return html`<div${common}>${emptyState(
       filter.state === "all" ? "No alarms." : "No active alarms.",
-      "Alarm records on alarms.clean / alarms.raw appear here as they arrive. The alarm engine that raises them ships in a later release.",
+      "Alarms are raised by the evaluator from the rules in streams.alarm_rules_file, and appear here as they happen.",
     )}</div>`;
   }
   return html`<div${common}>
@@ -84,7 +84,8 @@ export function alarmPages(deps: UiDeps) {
       if (error instanceof UnknownAlarmError) throw new ApiError(404, "not_found", error.message);
       throw error;
     }
-    await appendAudit(deps.db(), { actor, ip, action: `alarm.${action}`, resourceType: "alarm", resourceId: id, changes: null });
+    // Same action names as the API's (`alarm.acknowledge|suppress`), so the audit log reads one way.
+    await appendAudit(deps.db(), { actor, ip, action: `alarm.${action === "ack" ? "acknowledge" : action}`, resourceType: "alarm", resourceId: id, changes: null });
     return htmlResponse(await alarmTable(deps, viewer, filterOf(ctx.query)));
   };
   return new Elysia({ name: "ui-alarms", detail: { hide: true } })

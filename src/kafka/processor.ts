@@ -71,7 +71,7 @@ const RESTART_DELAY_MS = 1000;
 type StringMessage = Message<string, string, string, string>;
 type StringTransaction = Awaited<ReturnType<Producer<string, string, string, string>["beginTransaction"]>>;
 
-function toConsumed(message: StringMessage): ConsumedRecord {
+export function toConsumed(message: StringMessage): ConsumedRecord {
   return {
     topic: message.topic,
     partition: message.partition,

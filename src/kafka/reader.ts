@@ -1,6 +1,17 @@
 import { Consumer, FetchIsolationLevels, ListOffsetTimestamps, MessagesStreamModes, stringDeserializers } from "@platformatic/kafka";
 import { baseClientOptions, type KafkaConnection } from "./connection.ts";
-import type { ConsumedRecord } from "./processor.ts";
+import { toConsumed, type ConsumedRecord } from "./processor.ts";
+
+/** A read_committed consumer in a group of its own that commits nothing: reading never moves a worker's offsets. */
+function throwawayConsumer(connection: KafkaConnection, role: string) {
+  return new Consumer({
+    ...baseClientOptions(connection, role),
+    groupId: `${role}-${crypto.randomUUID()}`,
+    deserializers: stringDeserializers,
+    isolationLevel: FetchIsolationLevels.READ_COMMITTED,
+    autocommit: false,
+  });
+}
 
 export interface ReadOptions {
   /** Stop once this many records have been read. */
@@ -16,13 +27,7 @@ export interface ReadOptions {
  */
 export async function readTopic(connection: KafkaConnection, topic: string, options: ReadOptions = {}): Promise<ConsumedRecord[]> {
   const { until = Infinity, idleMs = 1500, timeoutMs = 30_000 } = options;
-  const consumer = new Consumer({
-    ...baseClientOptions(connection, "reader"),
-    groupId: `reader-${crypto.randomUUID()}`,
-    deserializers: stringDeserializers,
-    isolationLevel: FetchIsolationLevels.READ_COMMITTED,
-    autocommit: false,
-  });
+  const consumer = throwawayConsumer(connection, "reader");
   const records: ConsumedRecord[] = [];
   try {
     const stream = await consumer.consume({
@@ -43,7 +48,7 @@ export async function readTopic(connection: KafkaConnection, topic: string, opti
       };
       stream.on("data", (m) => {
         lastArrival = Date.now();
-        records.push({ topic: m.topic, partition: m.partition, offset: m.offset, key: m.key, value: m.value, headers: m.headers, timestamp: m.timestamp });
+        records.push(toConsumed(m));
       });
       stream.on("error", (e) => {
         clearInterval(check);
@@ -59,13 +64,7 @@ export async function readTopic(connection: KafkaConnection, topic: string, opti
 
 /** The last committed record of one partition, or undefined when it is empty. */
 export async function lastRecord(connection: KafkaConnection, topic: string, partition = 0): Promise<ConsumedRecord | undefined> {
-  const consumer = new Consumer({
-    ...baseClientOptions(connection, "reader"),
-    groupId: `reader-${crypto.randomUUID()}`,
-    deserializers: stringDeserializers,
-    isolationLevel: FetchIsolationLevels.READ_COMMITTED,
-    autocommit: false,
-  });
+  const consumer = throwawayConsumer(connection, "reader");
   try {
     const offsets = await consumer.listOffsets({ topics: [topic], isolationLevel: FetchIsolationLevels.READ_COMMITTED });
     const end = offsets.get(topic)?.[partition] ?? 0n;
@@ -81,7 +80,7 @@ export async function lastRecord(connection: KafkaConnection, topic: string, par
         maxWaitTime: 200,
       });
       const deadline = Date.now() + 2000;
-      stream.on("data", (m) => records.push({ topic: m.topic, partition: m.partition, offset: m.offset, key: m.key, value: m.value, headers: m.headers, timestamp: m.timestamp }));
+      stream.on("data", (m) => records.push(toConsumed(m)));
       while (Date.now() < deadline && !records.some((r) => r.offset >= end - 1n)) await Bun.sleep(20);
       await stream.close();
       const last = records.filter((r) => r.partition === partition).at(-1);
@@ -98,13 +97,7 @@ export async function lastRecord(connection: KafkaConnection, topic: string, par
  * read from the end offsets without joining any group that matters. For the DLQ browser.
  */
 export async function readLast(connection: KafkaConnection, topic: string, count: number, timeoutMs = 3000): Promise<ConsumedRecord[]> {
-  const consumer = new Consumer({
-    ...baseClientOptions(connection, "reader"),
-    groupId: `reader-${crypto.randomUUID()}`,
-    deserializers: stringDeserializers,
-    isolationLevel: FetchIsolationLevels.READ_COMMITTED,
-    autocommit: false,
-  });
+  const consumer = throwawayConsumer(connection, "reader");
   try {
     const ends = (await consumer.listOffsets({ topics: [topic], isolationLevel: FetchIsolationLevels.READ_COMMITTED })).get(topic) ?? [];
     const starts = (await consumer.listOffsets({ topics: [topic], timestamp: ListOffsetTimestamps.EARLIEST })).get(topic) ?? [];
@@ -126,7 +119,7 @@ export async function readLast(connection: KafkaConnection, topic: string, count
       autocommit: false,
       maxWaitTime: 200,
     });
-    stream.on("data", (m) => records.push({ topic: m.topic, partition: m.partition, offset: m.offset, key: m.key, value: m.value, headers: m.headers, timestamp: m.timestamp }));
+    stream.on("data", (m) => records.push(toConsumed(m)));
     // Transaction markers occupy offsets too: a partition is done once a record at or past
     // end - 1 arrived, or when nothing arrived for a while.
     const deadline = Date.now() + timeoutMs;
@@ -150,13 +143,7 @@ export async function readLast(connection: KafkaConnection, topic: string, count
  * changelog. Compaction and transaction markers leave offset gaps, so the end is judged by offset.
  */
 export async function readPartition(connection: KafkaConnection, topic: string, partition: number, timeoutMs = 60_000): Promise<ConsumedRecord[]> {
-  const consumer = new Consumer({
-    ...baseClientOptions(connection, "restore"),
-    groupId: `restore-${crypto.randomUUID()}`,
-    deserializers: stringDeserializers,
-    isolationLevel: FetchIsolationLevels.READ_COMMITTED,
-    autocommit: false,
-  });
+  const consumer = throwawayConsumer(connection, "restore");
   try {
     const [starts, ends] = await Promise.all([
       consumer.listOffsets({ topics: [topic], timestamp: ListOffsetTimestamps.EARLIEST }),
@@ -178,7 +165,7 @@ export async function readPartition(connection: KafkaConnection, topic: string, 
     stream.on("data", (m) => {
       if (m.partition !== partition) return;
       lastOffset = m.offset;
-      if (m.offset < end) records.push({ topic: m.topic, partition: m.partition, offset: m.offset, key: m.key, value: m.value, headers: m.headers, timestamp: m.timestamp });
+      if (m.offset < end) records.push(toConsumed(m));
       if (m.offset >= end - 1n) reachedEnd = true;
     });
     const deadline = Date.now() + timeoutMs;

@@ -1,7 +1,7 @@
 import { Consumer, FetchIsolationLevels, MessagesStreamModes, stringDeserializers } from "@platformatic/kafka";
 import type { Logger } from "../log/logger.ts";
 import { baseClientOptions, type KafkaConnection } from "./connection.ts";
-import type { ConsumedRecord } from "./processor.ts";
+import { toConsumed, type ConsumedRecord } from "./processor.ts";
 
 export interface Tail {
   stop(): Promise<void>;
@@ -41,7 +41,7 @@ export function tailTopics(
         });
         await new Promise<void>((resolve, reject) => {
           stream.on("data", (m) =>
-            onRecord({ topic: m.topic, partition: m.partition, offset: m.offset, key: m.key, value: m.value, headers: m.headers, timestamp: m.timestamp }),
+            onRecord(toConsumed(m)),
           );
           stream.on("error", reject);
           stream.on("close", resolve);

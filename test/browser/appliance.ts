@@ -37,20 +37,31 @@ export interface TestAppliance {
   stop(): Promise<void>;
 }
 
-export async function startTestAppliance(options: { kafka: string; users?: Partial<Record<Role, string>>; pipelines?: (modbusPort: number) => DeclaredPipeline[] }): Promise<TestAppliance> {
+export interface TestApplianceOptions {
+  kafka: string;
+  users?: Partial<Record<Role, string>>;
+  pipelines?: (modbusPort: number) => DeclaredPipeline[];
+  /** Stream workers (off by default: most UI tests need only the adapter and the live tail). */
+  streams?: Record<string, unknown>;
+  /** Unique per run when workers run: transactional ids and the read model's group derive from it. */
+  gatewayId?: string;
+}
+
+export async function startTestAppliance(options: TestApplianceOptions): Promise<TestAppliance> {
   const dataDir = mkdtempSync(join(tmpdir(), "gw-ui-"));
   const simulator = await startModbusTcpSimulator({ basePort: 0, plant: loadPlantFile(join(import.meta.dir, "../../plants/offshore-well.yaml")) });
   const modbusPort = simulator.ports[0]!;
   const config = loadApplianceConfig({
     env: {},
     overrides: {
-      gateway_id: "rig-alpha",
+      gateway_id: options.gatewayId ?? "rig-alpha",
       data_dir: dataDir,
       http: { port: 0 },
       kafka: { bootstrap_servers: [options.kafka] },
       supervisor: { health_interval_ms: 1000, reconcile_interval_ms: 1000 },
       log: { level: "warn" },
       pipelines: options.pipelines?.(modbusPort) ?? [],
+      streams: { enabled: false, ...options.streams },
     },
   });
   const admin = new KafkaAdmin(config.kafka);
@@ -62,17 +73,15 @@ export async function startTestAppliance(options: { kafka: string; users?: Parti
   const previous = process.env.GATEWAY_ADMIN_PASSWORD;
   process.env.GATEWAY_ADMIN_PASSWORD = ADMIN_PASSWORD;
   const appliance = await serve(config, createLogger("gateway", process.env.LOG_LEVEL ?? "warn"));
-  await appliance.ready;
-  if (previous === undefined) delete process.env.GATEWAY_ADMIN_PASSWORD;
-  else process.env.GATEWAY_ADMIN_PASSWORD = previous;
+  try {
+    await appliance.ready;
+  } finally {
+    if (previous === undefined) delete process.env.GATEWAY_ADMIN_PASSWORD;
+    else process.env.GATEWAY_ADMIN_PASSWORD = previous;
+  }
   // Users other than admin, created the way an Admin would: through the API.
   if (options.users && Object.keys(options.users).length > 0) {
-    const login = await fetch(`${appliance.url}/api/v1/auth/login`, {
-      method: "POST",
-      headers: { "content-type": "application/json" },
-      body: JSON.stringify({ username: "admin", password: ADMIN_PASSWORD }),
-    });
-    const { access_token: token } = (await login.json()) as { access_token: string };
+    const token = await apiToken(appliance.url, "admin", ADMIN_PASSWORD);
     for (const [role, username] of Object.entries(options.users)) {
       const created = await fetch(`${appliance.url}/api/v1/users`, {
         method: "POST",
@@ -93,4 +102,14 @@ export async function startTestAppliance(options: { kafka: string; users?: Parti
       if (existsSync(dataDir)) rmSync(dataDir, { recursive: true, force: true });
     },
   };
+}
+
+export async function apiToken(url: string, username: string, password: string): Promise<string> {
+  const login = await fetch(`${url}/api/v1/auth/login`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ username, password }),
+  });
+  if (login.status !== 200) throw new Error(`signing in as ${username}: ${login.status} ${await login.text()}`);
+  return ((await login.json()) as { access_token: string }).access_token;
 }
