@@ -4,7 +4,6 @@
  */
 import { choiceOption, defineCommand, intOption, UsageError } from "../../src/cli/command.ts";
 import { createLogger } from "../../src/log/logger.ts";
-import { browse, formatTree } from "./browse.ts";
 import { routeOpcuaLogs } from "./log.ts";
 import { SECURITY_MODES, SECURITY_POLICIES } from "./schema.ts";
 
@@ -46,6 +45,8 @@ export const opcuaCommand = defineCommand({
     routeOpcuaLogs(log);
     const securityMode = choiceOption(values, "security-mode", SECURITY_MODES);
     const securityPolicy = choiceOption(values, "security-policy", SECURITY_POLICIES);
+    // node-opcua is loaded only by the commands that use it: every other command starts lighter.
+    const { browse, formatTree } = await import("./browse.ts");
     const tree = await browse(endpoint, {
       ...(values.node !== undefined && { nodeId: String(values.node) }),
       depth: intOption(values, "depth", 0, 100) ?? 3,

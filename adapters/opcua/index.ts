@@ -2,7 +2,7 @@ import type { FieldError } from "../../src/config/schema-errors.ts";
 import type { Logger } from "../../src/log/logger.ts";
 import { defineAdapter } from "../../src/registry.ts";
 import { routeOpcuaLogs } from "./log.ts";
-import { OpcuaReader } from "./reader.ts";
+import type { OpcuaReader } from "./reader.ts";
 import { OpcuaConfigSchema, type OpcuaConfig } from "./schema.ts";
 
 const SECRET_PLACEHOLDER = /\$\{secret:[A-Za-z0-9_.-]+\}/;
@@ -41,18 +41,23 @@ export default defineAdapter({
   validate: validateOpcuaConfig,
   create(config, context) {
     routeOpcuaLogs(context.log);
-    const reader = new OpcuaReader(config, context);
+    let reader: OpcuaReader | undefined;
     return {
+      // node-opcua is loaded here, not at import: every other adapter shares this registry and
+      // should not carry its ~40 MB.
       async start() {
+        const { OpcuaReader } = await import("./reader.ts");
+        reader = new OpcuaReader(config, context);
         reader.start();
       },
       async stop() {
-        await reader.stop();
+        await reader?.stop();
       },
     };
   },
   async connectionTest(config, log: Logger) {
     routeOpcuaLogs(log);
+    const { OpcuaReader } = await import("./reader.ts");
     const reader = new OpcuaReader(config, {
       log,
       emit: () => undefined,

@@ -1,20 +1,12 @@
 import { loadApplianceConfig } from "../config/load.ts";
 import { MODES } from "../config/schema.ts";
-import { openDatabase } from "../db/client.ts";
-import { migrateDatabase } from "../db/migrate.ts";
-import { KafkaAdmin } from "../kafka/admin.ts";
 import { createLogger } from "../log/logger.ts";
-import { serve } from "../serve.ts";
-import { runAdapter } from "../adapter-runtime/run.ts";
-import { ADAPTERS } from "../adapters.ts";
-import { loadPlantFile } from "../../adapters/modbus/plant.ts";
-import { startModbusTcpSimulator } from "../../adapters/modbus-tcp/simulator.ts";
 import { modbusRtuSimulateHelp, modbusRtuSimulateOptions, runModbusRtuSimulatorCommand } from "../../adapters/modbus-rtu/cli.ts";
 import { runXBeeSimulatorCommand, xbeeSimulateHelp, xbeeSimulateOptions } from "../../adapters/xbee/cli.ts";
 import { opcuaCommand, runOpcuaSimulatorCommand } from "../../adapters/opcua/cli.ts";
-import { runSinkProcess } from "../sinks/run-sink.ts";
-import { startStreamWorkers, WORKERS, type WorkerName } from "../streams/run.ts";
 import { VERSION } from "../version.ts";
+// Commands load what they need when they run (dynamic imports, which `bun build --compile` still
+// bundles): an adapter process should not carry the HTTP server, the embedded DB or node-opcua.
 import { choiceOption, defineCommand, intOption, UsageError, type CommandSpec } from "./command.ts";
 
 export { VERSION };
@@ -50,6 +42,7 @@ const serveCommand = defineCommand({
       ...(values["data-dir"] ? { data_dir: values["data-dir"] } : {}),
     });
     const log = createLogger("gateway", config.log.level);
+    const { serve } = await import("../serve.ts");
     const appliance = await serve(config, log);
     console.log(`Gateway (${config.mode}) listening on ${appliance.url}`);
     await new Promise<void>((resolve) => {
@@ -72,6 +65,8 @@ const migrateCommand = defineCommand({
   optionHelp: { config: configHelp },
   async run({ values }) {
     const config = applianceConfig(values);
+    const { openDatabase } = await import("../db/client.ts");
+    const { migrateDatabase } = await import("../db/migrate.ts");
     const db = await openDatabase({ databaseUrl: config.database.url, dataDir: config.data_dir });
     try {
       const { applied } = await migrateDatabase(db);
@@ -95,6 +90,7 @@ const topicsCommand = defineCommand({
     const overrides = values.bootstrap ? { kafka: { bootstrap_servers: String(values.bootstrap).split(",") } } : {};
     const config = applianceConfig(values, overrides);
     const log = createLogger("topics", config.log.level);
+    const { KafkaAdmin } = await import("../kafka/admin.ts");
     const admin = new KafkaAdmin(config.kafka);
     try {
       await admin.ping(10_000);
@@ -117,6 +113,8 @@ const adapterCommand = defineCommand({
   options: {},
   optionHelp: {},
   async run() {
+    const { runAdapter } = await import("../adapter-runtime/run.ts");
+    const { ADAPTERS } = await import("../adapters.ts");
     return runAdapter({ env: process.env, definitions: ADAPTERS });
   },
 });
@@ -145,6 +143,8 @@ const simulateCommand = defineCommand({
     if (positionals[0] === "xbee") return runXBeeSimulatorCommand(values);
     if (!values.plant) throw new UsageError("gateway simulate: --plant FILE is required");
     const port = intOption(values, "port", 0, 65535) ?? 5020;
+    const { loadPlantFile } = await import("../../adapters/modbus/plant.ts");
+    const { startModbusTcpSimulator } = await import("../../adapters/modbus-tcp/simulator.ts");
     const plant = loadPlantFile(String(values.plant));
     const simulator = await startModbusTcpSimulator({ host: (values.host as string) ?? "127.0.0.1", basePort: port, plant });
     const log = createLogger("simulator");
@@ -172,6 +172,8 @@ const workerCommand = defineCommand({
   positionals: { min: 1, max: 1 },
   async run({ values, positionals }) {
     const which = positionals[0]!;
+    const { startStreamWorkers, WORKERS } = await import("../streams/run.ts");
+    type WorkerName = (typeof WORKERS)[number];
     if (which !== "all" && !WORKERS.includes(which as WorkerName)) {
       throw new UsageError(`gateway worker: unknown worker "${which}" (expected one of ${[...WORKERS, "all"].join(", ")})`);
     }
@@ -205,6 +207,7 @@ const sinkCommand = defineCommand({
   options: { config: { type: "string" } },
   optionHelp: { config: "sink config (JSON or YAML-free JSON); default: $SINK_CONFIG_JSON" },
   async run() {
+    const { runSinkProcess } = await import("../sinks/run-sink.ts");
     await runSinkProcess();
     return new Promise<number>(() => {});
   },
