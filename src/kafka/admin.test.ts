@@ -50,6 +50,8 @@ describe.skipIf(!kafkaUp)("topics apply against Kafka", () => {
     expect((await admin.partitionCounts([name])).get(name)).toBe(2);
     expect((await admin.applyCatalogue(log, catalogue))[0]!.action).toBe("unchanged");
     await admin.setTopicConfig(name, "retention.ms", "60000");
+    // A config change reaches describeConfigs a moment after the alter call returns.
+    for (let i = 0; i < 50 && (await admin.topicConfigs([name])).get(name)!["retention.ms"] !== "60000"; i++) await Bun.sleep(100);
     const corrected = await admin.applyCatalogue(log, catalogue);
     expect(corrected[0]).toEqual({ topic: name, action: "corrected", drift: [{ key: "retention.ms", actual: "60000", expected: "3600000" }] });
     expect((await admin.topicConfigs([name])).get(name)!["retention.ms"]).toBe("3600000");
