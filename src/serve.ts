@@ -132,29 +132,37 @@ function startReconciler(controlDb: ControlDbHandle, supervisor: Supervisor, con
   let timer: ReturnType<typeof setTimeout> | undefined;
   let stopped = false;
   let lastError = "";
-  const tick = async () => {
+  const reconcile = async () => {
     const db = controlDb.current;
-    if (db) {
-      try {
-        const pipelines = await listPipelines(db.db, { gatewayId: config.gateway_id });
-        const runs = pipelines.filter((p) => p.enabled).map((p) => toRun(p, config));
-        await supervisor.apply(runs);
-        cache.write(runs);
-        lastError = "";
-      } catch (error) {
-        const message = (error as Error).message;
-        if (message !== lastError) log.error({ err: message }, "cannot read pipelines; adapters keep running with the last config");
-        lastError = message;
-      }
+    if (!db) return;
+    try {
+      const pipelines = await listPipelines(db.db, { gatewayId: config.gateway_id });
+      const runs = pipelines.filter((p) => p.enabled).map((p) => toRun(p, config));
+      await supervisor.apply(runs);
+      cache.write(runs);
+      lastError = "";
+    } catch (error) {
+      const message = (error as Error).message;
+      if (message !== lastError) log.error({ err: message }, "cannot read pipelines; adapters keep running with the last config");
+      lastError = message;
     }
-    if (!stopped) timer = setTimeout(tick, config.supervisor.reconcile_interval_ms);
   };
-  void tick();
+  // One chain and one timer: a save in the UI asking for a reconcile during a periodic one queues
+  // behind it instead of starting a second loop.
+  let chain: Promise<void> = Promise.resolve();
+  const runNow = (): Promise<void> => {
+    clearTimeout(timer);
+    chain = chain.then(reconcile).finally(() => {
+      if (!stopped) {
+        clearTimeout(timer);
+        timer = setTimeout(() => void runNow(), config.supervisor.reconcile_interval_ms);
+      }
+    });
+    return chain;
+  };
+  void runNow();
   return {
-    async reconcileNow() {
-      clearTimeout(timer);
-      await tick();
-    },
+    reconcileNow: runNow,
     stop() {
       stopped = true;
       clearTimeout(timer);
