@@ -5,6 +5,7 @@ import { AlarmProjector } from "./api/alarms/projector.ts";
 import { AlarmService, dbAlarmSource } from "./api/alarms/service.ts";
 import { uiRoutes } from "./api/ui.ts";
 import { ApiError } from "./api/errors.ts";
+import type { StreamStage } from "./api/topology/service.ts";
 import { AuditRelay } from "./audit/relay.ts";
 import { AuthService, loadOrCreateSecret } from "./auth/service.ts";
 import { pingProbe, type ComponentHealth, type HealthProbe } from "./api/health/service.ts";
@@ -170,6 +171,17 @@ function startReconciler(controlDb: ControlDbHandle, supervisor: Supervisor, con
   };
 }
 
+/** The workers this appliance runs, as topology stages: which topics each reads and writes. */
+function workerStages(config: ApplianceConfig): StreamStage[] {
+  const stages: StreamStage[] = [
+    { id: "worker:quality", label: "Quality validator", inputs: ["telemetry.raw", "events.raw", "alarms.raw"], outputs: ["telemetry.clean", "events.clean", "alarms.clean", "dlq.invalid_telemetry", "telemetry.completeness"] },
+    { id: "worker:aggregate", label: "Aggregator", inputs: ["telemetry.clean"], outputs: ["telemetry.1s", "telemetry.10s", "telemetry.1min", "telemetry.1hour"] },
+  ];
+  if (config.streams.alarm_rules_file) stages.push({ id: "worker:alarms", label: "Alarm evaluator", inputs: ["telemetry.clean"], outputs: ["alarms.raw"] });
+  if (config.streams.alert_rules_file) stages.push({ id: "worker:alert-router", label: "Alert router", inputs: ["alarms.clean"], outputs: ["dlq.alert_deliveries"] });
+  return stages;
+}
+
 export async function serve(config: ApplianceConfig, log: Logger): Promise<RunningAppliance> {
   checkDeclaredPipelines(config.pipelines, config);
   mkdirSync(config.data_dir, { recursive: true });
@@ -226,9 +238,10 @@ export async function serve(config: ApplianceConfig, log: Logger): Promise<Runni
     log,
     publisher: { publish: (key, command) => commandProducer.send([{ topic: ALARM_COMMANDS_TOPIC, key, value: JSON.stringify(command) }]) },
   });
+  const stages = () => (streamsEnabled ? workerStages(config) : []);
   // The alarm page reads and acts on the engine's read model; the live tail only feeds tags and rates.
-  const extend = uiRoutes({ config, auth, db, supervisor, probes, log, live: { ...live, alarms: dbAlarmSource(alarms) }, reconcileNow: () => reconciler.reconcileNow() });
-  const app = buildApp({ config, probes, metrics, auth, db, supervisor, log, extend, alarms }).listen({ hostname: config.http.host, port: config.http.port });
+  const extend = uiRoutes({ config, auth, db, supervisor, probes, log, stages, live: { ...live, alarms: dbAlarmSource(alarms) }, reconcileNow: () => reconciler.reconcileNow() });
+  const app = buildApp({ config, probes, metrics, auth, db, supervisor, log, extend, alarms, stages }).listen({ hostname: config.http.host, port: config.http.port });
   const url = `http://${config.http.host}:${app.server!.port}`;
   log.info({ url, mode: config.mode, gatewayId: config.gateway_id }, "gateway serving");
   return {
