@@ -93,6 +93,7 @@ const { values: args } = parseArgs({
     bootstrap: { type: "string", default: "127.0.0.1:9092" },
     "cpu-prof": { type: "string" },
     "worker-log": { type: "string" },
+    render: { type: "string" },
     "keep-topics": { type: "boolean", default: false },
     json: { type: "string" },
     help: { type: "boolean", short: "h", default: false },
@@ -108,7 +109,8 @@ if (IS_MAIN && args.help) {
       "       [--rate 10000] [--latency-seconds 30] [--latency-warmup 5] [--no-raw-baseline] [--no-ref-unpinned]\n" +
       "       [--variants stock,capped] [--stock-readings 50000] [--stock-runs 1] [--max-batch 500] [--fetch-max-bytes 0]\n" +
       "       [--latency-variants stock,capped] [--stall-timeout 60] [--phase-timeout 900]\n" +
-      "       [--bootstrap 127.0.0.1:9092] [--cpu-prof DIR] [--worker-log DIR] [--keep-topics] [--json FILE]",
+      "       [--bootstrap 127.0.0.1:9092] [--cpu-prof DIR] [--worker-log DIR] [--keep-topics] [--json FILE]\n" +
+      "       bun bench/streams.ts --render FILE.json   (the Markdown of a saved run again; same options as that run)",
   );
   process.exit(0);
 }
@@ -138,19 +140,25 @@ function stampOf(value: Buffer | undefined): number {
   return Number(value.toString("latin1", at + STAMP.length, end));
 }
 
-function percentiles(sorted: Float64Array) {
-  const at = (q: number) => (sorted.length === 0 ? NaN : sorted[Math.min(sorted.length - 1, Math.ceil(q * sorted.length) - 1)]!);
+/** Exact percentiles over `expected` samples: the ones never received count as infinitely late (null). */
+function percentiles(sorted: Float64Array, expected = sorted.length) {
+  const n = Math.max(expected, sorted.length);
+  const at = (q: number) => {
+    const i = Math.ceil(q * n) - 1;
+    return i < sorted.length ? round(sorted[Math.max(0, i)]!, 2) : null;
+  };
   let sum = 0;
   for (const v of sorted) sum += v;
   return {
     count: sorted.length,
-    min: round(sorted[0] ?? NaN, 2),
-    p50: round(at(0.5), 2),
-    p90: round(at(0.9), 2),
-    p95: round(at(0.95), 2),
-    p99: round(at(0.99), 2),
-    p999: round(at(0.999), 2),
-    max: round(sorted[sorted.length - 1] ?? NaN, 2),
+    min: sorted.length ? round(sorted[0]!, 2) : null,
+    p50: at(0.5),
+    p90: at(0.9),
+    p95: at(0.95),
+    p99: at(0.99),
+    p999: at(0.999),
+    max: sorted.length < n ? null : round(sorted[sorted.length - 1] ?? NaN, 2),
+    /** Of the received ones only. */
     mean: round(sum / Math.max(1, sorted.length), 2),
   };
 }
@@ -159,7 +167,7 @@ async function latencyConsumer(topics: string[]): Promise<void> {
   const consumer = new Consumer({
     clientId: "bench-latency",
     bootstrapBrokers: String(args.bootstrap).split(","),
-    groupId: `bench-latency-${crypto.randomUUID()}`,
+    groupId: process.env.BENCH_STREAMS_LATENCY_GROUP ?? `bench-latency-${crypto.randomUUID()}`,
     isolationLevel: FetchIsolationLevels.READ_COMMITTED,
     autocommit: false,
   });
@@ -209,7 +217,7 @@ async function latencyConsumer(topics: string[]): Promise<void> {
     const lat: number[] = [];
     for (let i = 0; i < s.n; i++) if (s.stamp[i]! >= window!.from && s.stamp[i]! < window!.to) lat.push(s.lat[i]!);
     const sorted = Float64Array.from(lat).sort();
-    result[topic] = { ...percentiles(sorted), expected: window!.expected, missing: window!.expected - sorted.length };
+    result[topic] = { ...percentiles(sorted, window!.expected), expected: window!.expected, missing: window!.expected - sorted.length };
   }
   console.log(JSON.stringify({ result }));
   await stream.close().catch(() => undefined);
@@ -462,6 +470,8 @@ const sendErrors = (child: Child) => child.lines.filter((l) => "bench_send_error
 
 let rawAdmin: Admin;
 let admin: KafkaAdmin;
+/** Consumer groups the bench's own readers created (counting, latency, ConsumerPerformance): deleted with the run's topics. */
+const throwawayGroups: string[] = [];
 
 /** The group's committed offsets, counting only committed transactions (OffsetFetch require_stable). */
 async function committedOffsets(groupId: string, topic: string, partitions: number): Promise<Map<number, bigint>> {
@@ -494,10 +504,12 @@ async function countRecords(topics: string[], transactional: boolean, idleMs = 3
   const pending = new Set<string>();
   for (const [t, m] of ends) for (const [p, end] of m) if (end > 0n) pending.add(`${t}#${p}`);
   if (pending.size === 0) return counts;
+  const groupId = `bench-count-${crypto.randomUUID()}`;
+  throwawayGroups.push(groupId);
   const consumer = new Consumer({
     clientId: "bench-count",
     bootstrapBrokers: BOOTSTRAP.split(","),
-    groupId: `bench-count-${crypto.randomUUID()}`,
+    groupId,
     isolationLevel: FetchIsolationLevels.READ_COMMITTED,
     autocommit: false,
   });
@@ -568,6 +580,8 @@ interface WorkerPhase extends Load {
   exit_code: number | null;
   outputs: Record<string, { records: number; mb: number; avg_bytes: number; stopped_by: string }>;
   output_records_per_input?: number;
+  /** All output records' key + value bytes. */
+  output_bytes?: number;
   output_mb_per_input_mb?: number;
   check?: string;
   ok: boolean;
@@ -589,15 +603,16 @@ interface RefRun extends Load {
   output_tail: string;
 }
 
+/** Percentiles in ms over every record sent in the window; null = beyond the records received (never arrived). */
 interface LatencyTopic {
   count: number;
-  min: number;
-  p50: number;
-  p90: number;
-  p95: number;
-  p99: number;
-  p999: number;
-  max: number;
+  min: number | null;
+  p50: number | null;
+  p90: number | null;
+  p95: number | null;
+  p99: number | null;
+  p999: number | null;
+  max: number | null;
   mean: number;
   expected: number;
   missing: number;
@@ -862,10 +877,10 @@ async function workerPhase(
     cpu_pct_processing: round((100 * (cpuDone - cpuFirst)) / processing, 1),
     outputs,
     output_records_per_input: round(outRecords / input.records, 2),
+    output_bytes: outBytes,
     ...(check ? { check } : {}),
     ok,
   };
-  (result as { _outBytes?: number })._outBytes = outBytes;
   log(
     `${kind} (${variant}): ${result.msgs_per_s} msgs/s (10-90 %: ${result.msgs_per_s_10_90}; incl. ${result.startup_s} s startup ${result.msgs_per_s_incl_startup}), ` +
       `CPU ${result.cpu_pct_processing} %, RSS max ${processStats.rss_mb_max} MB, broker CPU ${brokerStats?.cpu_pct ?? "-"} %, restarts ${restarts.length}; ` +
@@ -897,7 +912,9 @@ const javaCommand = (tool: string, toolArgs: string[], pinned: boolean) =>
   [...(pinned ? ["taskset", "-c", CORE] : []), "java", "-cp", '".cache/kafka-4.1.1/libs/*"', `org.apache.kafka.tools.${tool}`, ...toolArgs].join(" ");
 
 async function consumerPerformance(topic: string, records: number, pinned: boolean): Promise<RefRun> {
-  const toolArgs = ["--bootstrap-server", BOOTSTRAP, "--topic", topic, "--messages", String(records), "--group", `bench-cperf-${crypto.randomUUID()}`, "--timeout", "30000"];
+  const group = `bench-cperf-${crypto.randomUUID()}`;
+  throwawayGroups.push(group);
+  const toolArgs = ["--bootstrap-server", BOOTSTRAP, "--topic", topic, "--messages", String(records), "--group", group, "--timeout", "30000"];
   log(`reference: ConsumerPerformance ${records} records of ${topic}${pinned ? ` (core ${CORE})` : ""}`);
   const { out, java, machine } = await runJava("ConsumerPerformance", toolArgs, pinned);
   // start.time, end.time, data.consumed.in.MB, MB.sec, data.consumed.in.nMsg, nMsg.sec, rebalance.time.ms, fetch.time.ms, fetch.MB.sec, fetch.nMsg.sec
@@ -963,7 +980,13 @@ async function latencyPhase(prefix: string, variant: Variant, RATE: number): Pro
   const TAGS_L = Math.min(TAGS, RATE);
   log(`latency: quality worker (${variant}) on core ${CORE}; ${RATE} msgs/s over ${TAGS_L} tags for ${LAT_WARMUP} + ${LAT_SECONDS} s`);
   const worker = spawnWorker("quality", prefix, "lat1", variant);
-  const consumer = spawn([...pinOthers(), process.execPath, import.meta.path, "--bootstrap", BOOTSTRAP, "--latency-consumer", (withRaw ? [raw, clean] : [clean]).join(",")], process.env, "pipe");
+  const latencyGroup = `bench-latency-${crypto.randomUUID()}`;
+  throwawayGroups.push(latencyGroup);
+  const consumer = spawn(
+    [...pinOthers(), process.execPath, import.meta.path, "--bootstrap", BOOTSTRAP, "--latency-consumer", (withRaw ? [raw, clean] : [clean]).join(",")],
+    { ...process.env, BENCH_STREAMS_LATENCY_GROUP: latencyGroup },
+    "pipe",
+  );
   const producer = new ReliableProducer(connection, "bench-latency");
   try {
     await waitLine(worker, (l) => l.msg === "stream worker started", 60_000, "quality worker start");
@@ -1108,18 +1131,15 @@ async function variantRun(variant: Variant, readings: number, created: string[],
   if (PHASES.has("quality")) {
     const raw = `${prefix}telemetry.raw`;
     vr.quality = await workerPhase("quality", variant, prefix, { topic: raw, records: vr.load!.records, target: await admin.endOffsets(raw) }, QUALITY_OUTPUTS);
-    const outBytes = (vr.quality as { _outBytes?: number })._outBytes;
-    if (outBytes !== undefined) vr.quality.output_mb_per_input_mb = round(outBytes / (vr.load!.avg_record_bytes * vr.load!.records), 2);
+    if (vr.quality.output_bytes !== undefined) vr.quality.output_mb_per_input_mb = round(vr.quality.output_bytes / (vr.load!.avg_record_bytes * vr.load!.records), 2);
   }
   if (PHASES.has("aggregate") && vr.quality && !vr.quality.stalled) {
     const clean = `${prefix}telemetry.clean`;
     // Count the clean topic itself: its end offsets include transaction markers.
     const counted = (await countRecords([clean], true)).get(clean)!;
     vr.aggregate = await workerPhase("aggregate", variant, prefix, { topic: clean, records: counted.records, target: counted.next }, AGGREGATE_OUTPUTS);
-    const outBytes = (vr.aggregate as { _outBytes?: number })._outBytes;
-    if (outBytes !== undefined) vr.aggregate.output_mb_per_input_mb = round(outBytes / Math.max(1, counted.bytes), 2);
+    if (vr.aggregate.output_bytes !== undefined) vr.aggregate.output_mb_per_input_mb = round(vr.aggregate.output_bytes / Math.max(1, counted.bytes), 2);
   }
-  for (const phase of [vr.quality, vr.aggregate]) if (phase) delete (phase as { _outBytes?: number })._outBytes;
   return vr;
 }
 
@@ -1159,8 +1179,9 @@ async function oneRun(index: number): Promise<Run> {
     if (!args["keep-topics"]) {
       log(`run ${index + 1}: deleting ${created.length} topics and the workers' consumer groups`);
       await admin.deleteTopics(created).catch((e) => log(`delete topics failed: ${(e as Error).message}`));
-      const groups = prefixes.flatMap((p) => [`${p}${QUALITY_GROUP}`, `${p}${AGGREGATE_GROUP}`]);
-      await rawAdmin.deleteGroups({ groups }).catch(() => undefined);
+      const groups = [...prefixes.flatMap((p) => [`${p}${QUALITY_GROUP}`, `${p}${AGGREGATE_GROUP}`]), ...throwawayGroups.splice(0)];
+      // One call per group: deleting a group that never existed fails the whole request.
+      for (const group of groups) await rawAdmin.deleteGroups({ groups: [group] }).catch(() => undefined);
     }
   }
   return run;
@@ -1173,6 +1194,16 @@ const med = (values: (number | undefined)[]) => {
   return v.length === 0 ? NaN : round(median(v), 2);
 };
 const all = (values: (number | string | undefined)[]) => values.map((v) => (v === undefined ? "-" : String(v))).join(" / ");
+/** Latency percentiles: null (records that never arrived) sorts as +infinity. */
+const medLat = (values: (number | null)[]) => {
+  const v = values.map((x) => (x === null ? Infinity : x)).sort((a, b) => a - b);
+  if (!v.length) return "-";
+  const m = v.length % 2 ? v[v.length >> 1]! : (v[v.length / 2 - 1]! + v[v.length / 2]!) / 2;
+  return Number.isFinite(m) ? String(round(m, 1)) : "never";
+};
+const allLat = (values: (number | null)[]) => values.map((v) => (v === null ? "never" : String(round(v, 1)))).join(" / ");
+/** Per run: "load average / machine busy %". */
+const loads = (xs: Load[]) => xs.map((x) => `${x.loadavg_1m} / ${x.machine_busy_pct} %`).join("; ");
 
 function markdown(runs: Run[]): string {
   const lines: string[] = [];
@@ -1180,17 +1211,17 @@ function markdown(runs: Run[]): string {
   const flat = (p: ProcessStats) => `${p.cpu_pct} (${p.cpu_pct_max_1s})`;
   lines.push(`Medians of ${n} run${n > 1 ? "s" : ""}; [each run's value, in run order]. CPU % = 100 per core; "max" = busiest 1 s (0.5 s for workers).`, "");
   lines.push(
-    "| phase | msgs/s | detail | process CPU % (max) | RSS avg / max MB | broker CPU % | load 1m / machine busy % |",
+    "| phase | msgs/s | detail | process CPU % (max) | RSS avg / max MB | broker CPU % | per run: load 1m / machine busy |",
     "|---|---|---|---|---|---|---|",
   );
   for (const variant of VARIANTS) {
     const vrs = runs.map((r) => r.variants.find((v) => v.variant === variant)).filter((x): x is VariantRun => !!x);
-    const loads = vrs.map((v) => v.load).filter((x): x is LoadPhase => !!x);
-    if (loads.length) {
+    const lps = vrs.map((v) => v.load).filter((x): x is LoadPhase => !!x);
+    if (lps.length) {
       lines.push(
-        `| load of ${loads[0]!.records} readings (${variant} set): ReliableProducer -> telemetry.raw, ${BATCH}/batch, ${LOAD_INFLIGHT} in flight | **${med(loads.map((l) => l.msgs_per_s))}** [${all(loads.map((l) => l.msgs_per_s))}] | ` +
-          `${med(loads.map((l) => l.mb_per_s))} MB/s, ${loads[0]!.avg_record_bytes} B/record | bench process ${med(loads.map((l) => l.bench_cpu_pct))} | - | ${med(loads.map((l) => l.broker?.cpu_pct))} | ` +
-          `${all(loads.map((l) => l.loadavg_1m))} / ${all(loads.map((l) => l.machine_busy_pct))} |`,
+        `| load of ${lps[0]!.records} readings (${variant} set): ReliableProducer -> telemetry.raw, ${BATCH}/batch, ${LOAD_INFLIGHT} in flight | **${med(lps.map((l) => l.msgs_per_s))}** [${all(lps.map((l) => l.msgs_per_s))}] | ` +
+          `${med(lps.map((l) => l.mb_per_s))} MB/s, ${lps[0]!.avg_record_bytes} B/record | bench process ${med(lps.map((l) => l.bench_cpu_pct))} | - | ${med(lps.map((l) => l.broker?.cpu_pct))} | ` +
+          `${loads(lps)} |`,
       );
     }
     for (const kind of ["quality", "aggregate"] as const) {
@@ -1199,7 +1230,7 @@ function markdown(runs: Run[]): string {
       const name = `${kind} worker, ${variant}${variant === "capped" ? ` (${cappedEnv()})` : ""}, 1 process on core ${CORE}, ${ps[0]!.input_records} input records`;
       const cols = (xs: WorkerPhase[], cpu: string) =>
         `${cpu} | ${med(xs.map((p) => p.process.rss_mb_avg))} / ${med(xs.map((p) => p.process.rss_mb_max))} | ${med(xs.map((p) => p.broker?.cpu_pct))} | ` +
-        `${all(xs.map((p) => p.loadavg_1m))} / ${all(xs.map((p) => p.machine_busy_pct))} |`;
+        `${loads(xs)} |`;
       const stalled = ps.filter((p) => p.stalled);
       if (stalled.length === ps.length) {
         const e = stalled[0]!.send_errors[0] as { messages?: number; errors?: Record<string, number> } | undefined;
@@ -1227,7 +1258,7 @@ function markdown(runs: Run[]): string {
     lines.push(
       `| latency run: quality worker, ${variant}, ${RATE} msgs/s over ${xs[0]!.tags} tags (achieved ${med(xs.map((l) => l.achieved_rate))}) | - | restarts ${all(xs.map((l) => l.restarts))}; ` +
         `load generator: bench producer ${med(xs.map((l) => l.bench_producer_cpu_pct))} %, latency consumer ${med(xs.map((l) => l.latency_consumer.cpu_pct))} % CPU | ${med(xs.map((l) => l.worker.cpu_pct))} (${med(xs.map((l) => l.worker.cpu_pct_max_1s))}) | ` +
-        `${med(xs.map((l) => l.worker.rss_mb_avg))} / ${med(xs.map((l) => l.worker.rss_mb_max))} | ${med(xs.map((l) => l.broker?.cpu_pct))} | ${all(xs.map((l) => l.loadavg_1m))} / ${all(xs.map((l) => l.machine_busy_pct))} |`,
+        `${med(xs.map((l) => l.worker.rss_mb_avg))} / ${med(xs.map((l) => l.worker.rss_mb_max))} | ${med(xs.map((l) => l.broker?.cpu_pct))} | ${loads(xs)} |`,
     );
   }
   for (const variant of VARIANTS) {
@@ -1238,10 +1269,14 @@ function markdown(runs: Run[]): string {
     }
   }
   if (lats.length) {
-    lines.push("", `| latency, scheduled send -> received (read_committed), ${LAT_SECONDS} s window, ms | p50 | p95 | p99 | p99.9 | max | received / expected |`, "|---|---|---|---|---|---|---|");
+    lines.push(
+      "",
+      `| latency, scheduled send -> received (read_committed), ${LAT_SECONDS} s window, ms; "never" = the record did not arrive | p50 | p95 | p99 | p99.9 | max | received of sent, per run |`,
+      "|---|---|---|---|---|---|---|",
+    );
     const row = (name: string, xs: LatencyTopic[]) =>
-      `| ${name} | ${med(xs.map((x) => x.p50))} [${all(xs.map((x) => x.p50))}] | ${med(xs.map((x) => x.p95))} [${all(xs.map((x) => x.p95))}] | **${med(xs.map((x) => x.p99))}** [${all(xs.map((x) => x.p99))}] | ` +
-      `${med(xs.map((x) => x.p999))} | ${med(xs.map((x) => x.max))} | ${all(xs.map((x) => x.count))} / ${all(xs.map((x) => x.expected))} |`;
+      `| ${name} | ${medLat(xs.map((x) => x.p50))} [${allLat(xs.map((x) => x.p50))}] | ${medLat(xs.map((x) => x.p95))} [${allLat(xs.map((x) => x.p95))}] | **${medLat(xs.map((x) => x.p99))}** [${allLat(xs.map((x) => x.p99))}] | ` +
+      `${medLat(xs.map((x) => x.p999))} | ${medLat(xs.map((x) => x.max))} | ${xs.map((x) => `${x.count} of ${x.expected}`).join("; ")} |`;
     for (const RATE of RATES) for (const variant of LATENCY_VARIANTS) {
       const xs = lats.filter((l) => l.variant === variant && l.rate === RATE);
       if (!xs.length) continue;
@@ -1253,7 +1288,7 @@ function markdown(runs: Run[]): string {
   }
   const refs = runs.flatMap((r) => r.reference);
   if (refs.length) {
-    lines.push("", "| Kafka reference (same broker; the capped set's raw topic / its record size) | msgs/s | MB/s | java CPU % | load 1m / machine busy % |", "|---|---|---|---|---|");
+    lines.push("", "| Kafka reference (same broker; the capped set's raw topic / its record size) | msgs/s | MB/s | java CPU % | per run: load 1m / machine busy |", "|---|---|---|---|---|");
     for (const tool of ["ConsumerPerformance", "ProducerPerformance"] as const) {
       for (const pinned of [true, false]) {
         const xs = refs.filter((r) => r.tool === tool && r.pinned === pinned);
@@ -1261,7 +1296,7 @@ function markdown(runs: Run[]): string {
         const rate = tool === "ConsumerPerformance" ? xs.map((x) => x.fetch_msgs_per_s) : xs.map((x) => x.msgs_per_s);
         lines.push(
           `| ${tool}${tool === "ConsumerPerformance" ? ` (${xs[0]!.records} records; fetch rate, group join excluded)` : ` (${xs[0]!.records} x ${xs[0]!.record_size} B, acks=all, idempotent)`}, ${pinned ? `pinned to core ${CORE}` : "unpinned"} | ` +
-            `**${med(rate)}** [${all(rate)}] | ${med(xs.map((x) => x.mb_per_s))} | ${med(xs.map((x) => x.java.cpu_pct))} | ${all(xs.map((x) => x.loadavg_1m))} / ${all(xs.map((x) => x.machine_busy_pct))} |`,
+            `**${med(rate)}** [${all(rate)}] | ${med(xs.map((x) => x.mb_per_s))} | ${med(xs.map((x) => x.java.cpu_pct))} | ${loads(xs)} |`,
         );
       }
     }
@@ -1337,4 +1372,25 @@ async function main() {
   process.exit(ok ? 0 : 1);
 }
 
+/** Re-print the Markdown of a saved --json file (run with the same options as the measurement). */
+async function render(file: string): Promise<void> {
+  const saved = JSON.parse(await Bun.file(file).text()) as { runs: Run[] };
+  for (const run of saved.runs) {
+    for (const l of run.latency ?? []) {
+      // Files written before percentiles counted lost records as "never": convert.
+      for (const t of [l.clean, l.raw]) {
+        if (!t || t.missing <= 0) continue;
+        const keys = [["p50", 0.5], ["p90", 0.9], ["p95", 0.95], ["p99", 0.99], ["p999", 0.999]] as const;
+        for (const [k, q] of keys) if ((1 - q) * t.expected < t.missing) t[k] = null;
+        t.max = null;
+      }
+    }
+  }
+  console.log(markdown(saved.runs));
+}
+
+if (IS_MAIN && args.render) {
+  await render(String(args.render));
+  process.exit(0);
+}
 if (IS_MAIN) await main();

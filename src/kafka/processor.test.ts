@@ -60,4 +60,28 @@ describe.skipIf(!kafkaUp)("transactional processor", () => {
     const values = records.map((r) => Number(r.value)).sort((a, b) => a - b);
     expect(values).toEqual(Array.from({ length: COUNT }, (_, i) => i * 2));
   });
+
+  test("a backlog is processed in transactions of at most maxBatch records", async () => {
+    const sizes: number[] = [];
+    const backlogOutput = uniqueName("test.proc.backlog");
+    await admin.createTopic(backlogOutput, 3);
+    const processor = new TransactionalProcessor({
+      connection,
+      groupId: uniqueName("test-proc-backlog"),
+      transactionalId: uniqueName("test-proc-backlog-tx"),
+      inputTopics: [input],
+      process: (batch) => {
+        sizes.push(batch.length);
+        return batch.map((r) => ({ topic: backlogOutput, key: r.key, value: r.value ?? "" }));
+      },
+      log,
+      maxBatch: 150,
+    });
+    await processor.start();
+    await waitFor(() => sizes.reduce((a, b) => a + b, 0) >= COUNT, 60_000);
+    await processor.stop();
+    await admin.deleteTopics([backlogOutput]).catch(() => undefined);
+    expect(Math.max(...sizes)).toBeLessThanOrEqual(150);
+    expect(sizes.reduce((a, b) => a + b, 0)).toBe(COUNT);
+  });
 });

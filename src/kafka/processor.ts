@@ -196,8 +196,12 @@ export class TransactionalProcessor {
     });
     this.#stream.on("data", (message: StringMessage) => {
       this.#pending.push(message);
-      if (this.#pending.length >= this.#maxBatch) this.#scheduleFlush(0);
-      else if (!this.#timer) this.#scheduleFlush(this.#maxWaitMs);
+      if (this.#pending.length >= this.#maxBatch) {
+        // Backpressure: a backlog must not pile up in memory and then go out as one transaction
+        // too large for the broker to accept.
+        this.#stream?.pause();
+        this.#scheduleFlush(0);
+      } else if (!this.#timer) this.#scheduleFlush(this.#maxWaitMs);
     });
     this.#stream.on("error", (error: Error) => void this.#restart(`stream error: ${error.message}`));
   }
@@ -212,8 +216,8 @@ export class TransactionalProcessor {
 
   async #flush(): Promise<void> {
     if (this.#pending.length === 0 || this.#stopped || this.#restarting) return;
-    const batch = this.#pending;
-    this.#pending = [];
+    // At most maxBatch per transaction, whatever one fetch delivered.
+    const batch = this.#pending.splice(0, this.#maxBatch);
     const stream = this.#stream!;
     stream.pause();
     let transaction: StringTransaction | undefined;
@@ -236,8 +240,11 @@ export class TransactionalProcessor {
       await this.#restart(`batch aborted: ${(error as Error).message}`);
       return;
     }
-    if (this.#pending.length >= this.#maxBatch) this.#scheduleFlush(0);
-    else if (this.#pending.length > 0) this.#scheduleFlush(this.#maxWaitMs);
+    if (this.#pending.length >= this.#maxBatch) {
+      this.#scheduleFlush(0);
+      return;
+    }
+    if (this.#pending.length > 0) this.#scheduleFlush(this.#maxWaitMs);
     stream.resume();
   }
 
