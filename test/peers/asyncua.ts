@@ -6,16 +6,16 @@
  * Without it, suites skip with the reason (locally) or fail (CI set), as for services.
  */
 import type { Subprocess } from "bun";
-import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { join } from "node:path";
+import { drain, PEER_PYTHON, peerMissing, readReady } from "./python.ts";
 
-const repo = resolve(import.meta.dir, "../..");
 const SERVER_SCRIPT = join(import.meta.dir, "asyncua_server.py");
 const READY_TIMEOUT_MS = 20_000;
 const STOP_TIMEOUT_MS = 5_000;
 
-export const ASYNCUA_PYTHON = join(resolve(repo, process.env.GATEWAY_CACHE_DIR ?? ".cache"), "venv", "bin", "python");
+export const ASYNCUA_PYTHON = PEER_PYTHON;
 
 /** Endpoint security as asyncua_server.py --security names it. */
 export type AsyncuaSecurity =
@@ -46,46 +46,9 @@ export interface AsyncuaServer {
   restart(downMs?: number): Promise<void>;
 }
 
-function checkAvailable(): string | undefined {
-  if (!existsSync(ASYNCUA_PYTHON)) return `no Python venv at ${ASYNCUA_PYTHON} (scripts/setup.sh makes it)`;
-  const probe = Bun.spawnSync([ASYNCUA_PYTHON, "-c", "import asyncua, cryptography"], { stderr: "pipe" });
-  if (probe.exitCode !== 0) return `asyncua does not import in ${ASYNCUA_PYTHON}: ${probe.stderr.toString().trim().split("\n").at(-1)}`;
-  return undefined;
-}
-
 /** Why asyncua suites cannot run here, or undefined when they can. */
-export const asyncuaMissing: string | undefined = checkAvailable();
-if (asyncuaMissing && process.env.CI) throw new Error(`asyncua test peer unavailable: ${asyncuaMissing}; CI must run scripts/setup.sh`);
-if (asyncuaMissing) console.warn(`skipping asyncua tests: ${asyncuaMissing}`);
+export const asyncuaMissing: string | undefined = peerMissing("asyncua", "asyncua, cryptography");
 export const asyncuaAvailable = asyncuaMissing === undefined;
-
-function drain(stream: ReadableStream<Uint8Array>, sink: { text: string }, max = 16_384): void {
-  const decoder = new TextDecoder();
-  void (async () => {
-    for await (const chunk of stream) sink.text = (sink.text + decoder.decode(chunk, { stream: true })).slice(-max);
-  })().catch(() => undefined);
-}
-
-async function readReady(child: Subprocess<"ignore", "pipe", "pipe">, stderr: { text: string }): Promise<number> {
-  const reader = child.stdout.getReader();
-  const decoder = new TextDecoder();
-  let buffered = "";
-  const timer = setTimeout(() => child.kill("SIGKILL"), READY_TIMEOUT_MS);
-  try {
-    for (;;) {
-      const { value, done } = await reader.read();
-      if (done) break;
-      buffered += decoder.decode(value, { stream: true });
-      const match = /^READY (\d+)$/m.exec(buffered);
-      if (match) return Number(match[1]);
-    }
-  } finally {
-    clearTimeout(timer);
-    reader.releaseLock();
-  }
-  const code = await child.exited;
-  throw new Error(`asyncua server exited (${code}) before READY:\n${buffered}${stderr.text}`);
-}
 
 export async function startAsyncua(options: AsyncuaOptions = {}): Promise<AsyncuaServer> {
   if (asyncuaMissing) throw new Error(`asyncua test peer unavailable: ${asyncuaMissing}`);
@@ -104,7 +67,7 @@ export async function startAsyncua(options: AsyncuaOptions = {}): Promise<Asyncu
     child = Bun.spawn(args(port), { stdin: "ignore", stdout: "pipe", stderr: "pipe", env: { ...process.env, PYTHONUNBUFFERED: "1" } });
     const stderr = { text: "" };
     drain(child.stderr, stderr);
-    const ready = await readReady(child, stderr);
+    const ready = await readReady("asyncua", child, stderr, READY_TIMEOUT_MS);
     drain(child.stdout, { text: "" });
     return ready;
   };

@@ -6,16 +6,16 @@
  * Without it, suites skip with the reason (locally) or fail (CI set), as for services.
  */
 import type { Subprocess } from "bun";
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { join } from "node:path";
+import { drain, PEER_PYTHON, peerMissing, readReady } from "./python.ts";
 
-const repo = resolve(import.meta.dir, "../..");
 const SERVER_SCRIPT = join(import.meta.dir, "pymodbus_server.py");
 const READY_TIMEOUT_MS = 15_000;
 const STOP_TIMEOUT_MS = 5_000;
 
-export const PYMODBUS_PYTHON = join(resolve(repo, process.env.GATEWAY_CACHE_DIR ?? ".cache"), "venv", "bin", "python");
+export const PYMODBUS_PYTHON = PEER_PYTHON;
 
 /** 0-based PDU addresses (what goes on the wire); a list fills consecutive addresses. */
 export interface ModbusTables {
@@ -46,47 +46,9 @@ export interface PymodbusServer {
   stop(): Promise<void>;
 }
 
-function checkAvailable(): string | undefined {
-  if (!existsSync(PYMODBUS_PYTHON)) return `no Python venv at ${PYMODBUS_PYTHON} (scripts/setup.sh makes it)`;
-  const probe = Bun.spawnSync([PYMODBUS_PYTHON, "-c", "import pymodbus.server, pymodbus.simulator"], { stderr: "pipe" });
-  if (probe.exitCode !== 0) return `pymodbus does not import in ${PYMODBUS_PYTHON}: ${probe.stderr.toString().trim().split("\n").at(-1)}`;
-  return undefined;
-}
-
 /** Why pymodbus suites cannot run here, or undefined when they can. */
-export const pymodbusMissing: string | undefined = checkAvailable();
-if (pymodbusMissing && process.env.CI) throw new Error(`pymodbus test peer unavailable: ${pymodbusMissing}; CI must run scripts/setup.sh`);
-if (pymodbusMissing) console.warn(`skipping pymodbus tests: ${pymodbusMissing}`);
+export const pymodbusMissing: string | undefined = peerMissing("pymodbus", "pymodbus.server, pymodbus.simulator");
 export const pymodbusAvailable = pymodbusMissing === undefined;
-
-/** Keeps the last bytes of a stream, so a failure can say what the server printed. */
-function drain(stream: ReadableStream<Uint8Array>, sink: { text: string }, max = 16_384): void {
-  const decoder = new TextDecoder();
-  void (async () => {
-    for await (const chunk of stream) sink.text = (sink.text + decoder.decode(chunk, { stream: true })).slice(-max);
-  })().catch(() => undefined);
-}
-
-async function readReady(child: Subprocess<"ignore", "pipe", "pipe">, stderr: { text: string }): Promise<number> {
-  const reader = child.stdout.getReader();
-  const decoder = new TextDecoder();
-  let buffered = "";
-  const timer = setTimeout(() => child.kill("SIGKILL"), READY_TIMEOUT_MS);
-  try {
-    for (;;) {
-      const { value, done } = await reader.read();
-      if (done) break;
-      buffered += decoder.decode(value, { stream: true });
-      const match = /^READY (\d+)$/m.exec(buffered);
-      if (match) return Number(match[1]);
-    }
-  } finally {
-    clearTimeout(timer);
-    reader.releaseLock();
-  }
-  const code = await child.exited;
-  throw new Error(`pymodbus server exited (${code}) before READY:\n${buffered}${stderr.text}`);
-}
 
 export async function startPymodbus(options: PymodbusOptions = {}): Promise<PymodbusServer> {
   if (pymodbusMissing) throw new Error(`pymodbus test peer unavailable: ${pymodbusMissing}`);
@@ -103,7 +65,7 @@ export async function startPymodbus(options: PymodbusOptions = {}): Promise<Pymo
   drain(child.stderr, stderr);
   let port: number;
   try {
-    port = await readReady(child, stderr);
+    port = await readReady("pymodbus", child, stderr, READY_TIMEOUT_MS);
   } catch (error) {
     rmSync(dir, { recursive: true, force: true });
     throw error;
