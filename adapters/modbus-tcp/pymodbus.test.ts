@@ -16,7 +16,7 @@ import { encodeConfigJson } from "../../src/adapter-runtime/config.ts";
 import type { Reading } from "../../src/envelope/reading.ts";
 import { KafkaAdmin } from "../../src/kafka/admin.ts";
 import type { ConsumedRecord } from "../../src/kafka/processor.ts";
-import { readTopic } from "../../src/kafka/reader.ts";
+import { readAll, spawnAdapter, type LogLine } from "../../test/peers/adapter-process.ts";
 import { pymodbusAvailable, startPymodbus, type ModbusTables, type PymodbusServer } from "../../test/peers/pymodbus.ts";
 import { KAFKA_BOOTSTRAP, kafkaConnection, kafkaUp, uniqueName } from "../../test/support/services.ts";
 
@@ -192,12 +192,6 @@ const registersOf = (cases: Record<string, Case>) => Object.fromEntries(Object.e
 // Running the adapter process.
 // ---------------------------------------------------------------------------------------------
 
-interface LogLine {
-  msg?: string;
-  level?: string;
-  [key: string]: unknown;
-}
-
 /** The final "adapter stopped" log line. */
 interface StopSummary {
   readings_total: number;
@@ -216,62 +210,13 @@ interface AdapterRun {
   topicCount: number;
 }
 
-function metricValue(text: string, name: string): number {
-  const match = new RegExp(`^${name}\\{[^}]*\\} (\\d+)`, "m").exec(text);
-  return match ? Number(match[1]) : 0;
-}
-
-/** Spawns `gateway adapter`, waits for `minReadings`, SIGTERMs it, then reads its topic. */
+/** Spawns `gateway adapter`, waits for `minReadings` on its own counter (the machine may be slow), SIGTERMs it, then reads its topic. */
 async function runAdapterProcess(admin: KafkaAdmin, config: Record<string, unknown>, minReadings: number): Promise<AdapterRun> {
-  const child = Bun.spawn([process.execPath, "src/main.ts", "adapter"], {
-    cwd: repo,
-    env: { ...process.env, CONFIG_JSON: encodeConfigJson(config), LOG_LEVEL: "info" },
-    stdin: "ignore",
-    stdout: "pipe",
-    stderr: "pipe",
-  });
-  const stderr = new Response(child.stderr).text();
-  const lines: LogLine[] = [];
-  let healthPort: number | undefined;
-  const stdout = (async () => {
-    const decoder = new TextDecoder();
-    let buffered = "";
-    for await (const chunk of child.stdout) {
-      buffered += decoder.decode(chunk, { stream: true });
-      let newline: number;
-      while ((newline = buffered.indexOf("\n")) >= 0) {
-        const text = buffered.slice(0, newline).trim();
-        buffered = buffered.slice(newline + 1);
-        if (!text) continue;
-        const line = JSON.parse(text) as LogLine;
-        lines.push(line);
-        if (typeof line.health_port === "number") healthPort = line.health_port;
-      }
-    }
-  })();
-
-  // Wait on the adapter's own counter rather than the clock: the machine may be slow.
-  const deadline = Date.now() + 15_000;
-  for (;;) {
-    if (child.exitCode !== null) break;
-    if (Date.now() > deadline) break;
-    if (healthPort !== undefined) {
-      const metrics = await fetch(`http://127.0.0.1:${healthPort}/metrics`).then((r) => r.text()).catch(() => "");
-      if (metricValue(metrics, "adapter_readings_total") >= minReadings) break;
-    }
-    await Bun.sleep(POLL_MS / 2);
-  }
-  child.kill("SIGTERM");
-  const killTimer = setTimeout(() => child.kill("SIGKILL"), 15_000);
-  const exitCode = await child.exited;
-  clearTimeout(killTimer);
-  await stdout;
-  const summary = lines.find((l) => l.msg === "adapter stopped");
-  const topic = (config.output as { topic: string }).topic;
-  const offsets = await admin.endOffsets(topic);
-  const topicCount = Number([...offsets.values()].reduce((sum, offset) => sum + offset, 0n));
-  const records = await readTopic(kafkaConnection("pymodbus-test"), topic, { until: topicCount, idleMs: 5000, timeoutMs: 20_000 });
-  return { exitCode, lines, stderr: await stderr, summary, records, topicCount };
+  const adapter = spawnAdapter(config);
+  await adapter.waitForMetric("adapter_readings_total", minReadings);
+  const stopped = await adapter.stop();
+  const { records, topicCount } = await readAll(admin, (config.output as { topic: string }).topic);
+  return { ...stopped, lines: adapter.lines, records, topicCount };
 }
 
 const readingsOf = (run: AdapterRun) => run.records.map((r) => ({ key: r.key, reading: JSON.parse(r.value!) as Reading }));
