@@ -8,6 +8,10 @@ import type { Logger } from "../../log/logger.ts";
 import type { AlarmEvent } from "../../streams/alarms/lifecycle.ts";
 import { topicNamespace, type TopicNamespace } from "../../streams/namespace.ts";
 import { rowOf, upsertAlarmRows } from "./service.ts";
+import { backoffDelay } from "../../util/backoff.ts";
+
+const RECONNECT_BASE_MS = 1000;
+const RECONNECT_MAX_MS = 30_000;
 
 export const PROJECTOR_GROUP = "gateway-alarms-projector";
 const SOURCE = "alarms.clean";
@@ -74,7 +78,7 @@ export class AlarmProjector {
   async #reopen(error: Error): Promise<void> {
     if (this.#stopped) return;
     // Backs off while Kafka (or the topic) is missing, so a broker that is away does not fill the log.
-    const delay = Math.min(30_000, 1000 * 2 ** Math.min(this.#failures++, 5));
+    const delay = backoffDelay(++this.#failures, RECONNECT_BASE_MS, RECONNECT_MAX_MS);
     this.#o.log.warn({ err: error.message, retry_in_ms: delay }, "alarm projector consumer failed; reopening");
     const old = this.#consumer;
     this.#consumer = undefined;

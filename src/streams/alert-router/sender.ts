@@ -11,6 +11,10 @@ import { createSender, type Sender, type SenderOptions } from "./providers.ts";
 import { actionFor, type Delivery, type DeliveryOutcome } from "./routing.ts";
 import type { Mailer } from "./smtp.ts";
 import { counterOn, DELIVERED_TOPIC, DELIVERIES_TOPIC, OUTCOMES_TOPIC, type DeliveryJob, type OutcomeMessage } from "./worker.ts";
+import { backoffDelay } from "../../util/backoff.ts";
+
+const RECONNECT_BASE_MS = 1000;
+const RECONNECT_MAX_MS = 30_000;
 
 export const SENDER_GROUP = "gateway-alert-sender";
 export const DEFAULT_RETRY_BUDGET_MS = 24 * 3_600_000;
@@ -131,7 +135,7 @@ export class AlertSender {
   async #reopen(error: Error): Promise<void> {
     if (this.#stopped) return;
     // Backs off while Kafka (or the topic) is missing, so a broker that is away does not fill the log.
-    const delay = Math.min(30_000, 1000 * 2 ** Math.min(this.#failures++, 5));
+    const delay = backoffDelay(++this.#failures, RECONNECT_BASE_MS, RECONNECT_MAX_MS);
     this.#o.log.warn({ err: error.message, retry_in_ms: delay }, "alert sender consumer failed; reopening");
     const old = this.#consumer;
     this.#consumer = undefined;
