@@ -3,6 +3,7 @@ import { backoffDelay } from "../../src/util/backoff.ts";
 import { decodeField, isFiniteReading } from "./codec.ts";
 import type { CompiledField, CompiledUnit, Workarounds } from "./mapping.ts";
 import { splitResponse, type ReadRequest } from "./plan.ts";
+import { Sleeper } from "../../src/util/sleeper.ts";
 
 export type ReadErrorKind = "timeout" | "connection" | "protocol";
 
@@ -56,7 +57,7 @@ export class ConnectionPoller {
   #running = false;
   #loop: Promise<void> | undefined;
   #connectFailures = 0;
-  #wake: (() => void) | undefined;
+  readonly #sleeper = new Sleeper();
 
   constructor(
     private readonly transport: ModbusTransport,
@@ -75,7 +76,7 @@ export class ConnectionPoller {
   /** Resolves after the cycle in flight has emitted its samples. */
   async stop(): Promise<void> {
     this.#running = false;
-    this.#wake?.();
+    this.#sleeper.wake();
     await this.#loop;
     await this.transport.close().catch(() => undefined);
   }
@@ -92,15 +93,7 @@ export class ConnectionPoller {
   }
 
   async #sleep(ms: number): Promise<void> {
-    if (!this.#running || ms <= 0) return;
-    await new Promise<void>((resolve) => {
-      const timer = setTimeout(resolve, ms);
-      this.#wake = () => {
-        clearTimeout(timer);
-        resolve();
-      };
-    });
-    this.#wake = undefined;
+    if (this.#running) await this.#sleeper.sleep(ms);
   }
 
   async #run(): Promise<void> {

@@ -29,6 +29,7 @@ import { classify, closeSession, openSession, OpcuaError, type ClientSession, ty
 import { NamespaceMap, parseNodeId, type ParsedNodeId } from "./nodes.ts";
 import type { NodeConfig, OpcuaConfig } from "./schema.ts";
 import { DuplicateFilter, sampleOf, statusText, type NodeTarget } from "./values.ts";
+import { Sleeper } from "../../src/util/sleeper.ts";
 
 /** Statuses that say "this node id is wrong here", as opposed to "its value is bad". */
 const NODE_ID_PROBLEMS = new Set<number>([
@@ -95,7 +96,7 @@ export class OpcuaReader {
   #nextHandle = 1;
   #running = false;
   #loop: Promise<void> | undefined;
-  #wake: (() => void) | undefined;
+  readonly #sleeper = new Sleeper();
   #abortSession: ((reason: Error) => void) | undefined;
   /** Consecutive failed sessions; 0 while connected. */
   #failures = 0;
@@ -144,7 +145,7 @@ export class OpcuaReader {
   /** Resolves once the session is closed; every sample received before has been emitted. */
   async stop(): Promise<void> {
     this.#running = false;
-    this.#wake?.();
+    this.#sleeper.wake();
     this.#abortSession?.(new Lost("stopping"));
     // A connect in flight has nothing to emit; it may take up to 2 x timeout_ms, past the shutdown budget.
     let timer: ReturnType<typeof setTimeout> | undefined;
@@ -609,15 +610,7 @@ export class OpcuaReader {
   // ---- helpers ----
 
   async #sleep(ms: number): Promise<void> {
-    if (!this.#running || ms <= 0) return;
-    await new Promise<void>((resolve) => {
-      const timer = setTimeout(resolve, ms);
-      this.#wake = () => {
-        clearTimeout(timer);
-        resolve();
-      };
-    });
-    this.#wake = undefined;
+    if (this.#running) await this.#sleeper.sleep(ms);
   }
 }
 
