@@ -245,3 +245,10 @@ export function gitInfo(cwd: string): { commit: string; dirty_files: number } {
   const dirty = Bun.spawnSync(["git", "status", "--porcelain"], { cwd }).stdout.toString().split("\n").filter(Boolean).length;
   return { commit, dirty_files: dirty };
 }
+
+/** A command-line option that must be a whole number of at least 0. */
+export function nonNegativeInt(name: string, raw: unknown): number {
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < 0) throw new Error(`--${name} must be a non-negative integer, got ${raw}`);
+  return n;
+}

@@ -35,6 +35,7 @@ import { generateBenchPlant, parsePlant, type Plant } from "../adapters/modbus/p
 import {
   collectLines, findPid, freePortRange, gitInfo, log, machineInfo, machineJiffies, mean, ProcessSampler, round, tryJson, waitFor,
   type ProcessStats,
+  nonNegativeInt,
 } from "./lib.ts";
 
 const repo = join(import.meta.dir, "..");
@@ -73,11 +74,7 @@ if (args.help) {
   process.exit(0);
 }
 
-const int = (name: keyof typeof args) => {
-  const n = Number(args[name]);
-  if (!Number.isInteger(n) || n < 0) throw new Error(`--${name} must be a non-negative integer, got ${args[name]}`);
-  return n;
-};
+const int = (name: keyof typeof args & string) => nonNegativeInt(name, args[name]);
 const DEVICES = int("devices");
 const REGISTERS = int("registers");
 const SECONDS = int("seconds");

@@ -57,7 +57,7 @@ import { KafkaAdmin } from "../src/kafka/admin.ts";
 import { TOPIC_CATALOGUE } from "../src/kafka/catalogue.ts";
 import { connectionFromBootstrap } from "../src/kafka/connection.ts";
 import { ReliableProducer, type OutgoingRecord } from "../src/kafka/producer.ts";
-import { collectLines, findPid, gitInfo, log, machineInfo, machineJiffies, median, waitFor, processCpuSeconds, ProcessSampler, processRssMb, round, tryJson, type ProcessStats } from "./lib.ts";
+import { collectLines, findPid, gitInfo, log, machineInfo, machineJiffies, median, waitFor, processCpuSeconds, ProcessSampler, processRssMb, round, tryJson, type ProcessStats, nonNegativeInt } from "./lib.ts";
 
 const repo = join(import.meta.dir, "..");
 const KAFKA_LIBS = join(repo, ".cache/kafka-4.1.1/libs/*");
@@ -115,11 +115,7 @@ if (IS_MAIN && args.help) {
   process.exit(0);
 }
 
-const int = (name: keyof typeof args) => {
-  const n = Number(args[name]);
-  if (!Number.isInteger(n) || n < 0) throw new Error(`--${name} must be a non-negative integer, got ${args[name]}`);
-  return n;
-};
+const int = (name: keyof typeof args & string) => nonNegativeInt(name, args[name]);
 
 const epochMs = () => performance.timeOrigin + performance.now();
 
