@@ -104,6 +104,12 @@ export class TransactionalProcessor {
   #restarting = false;
   /** Partitions of state.followsTopic whose changelog has been restored into memory. */
   #restored = new Set<number>();
+  /**
+   * Highest offset committed per topic:partition in this session. A record at or below it was
+   * already processed (the client can deliver a record again around pause/resume and rebalances);
+   * processing it twice would, for example, flag it as a duplicate of itself.
+   */
+  #processedUpTo = new Map<string, bigint>();
   #ticker: ReturnType<typeof setInterval> | undefined;
   #ticking = false;
   committedBatches = 0;
@@ -172,6 +178,7 @@ export class TransactionalProcessor {
     this.#pending = [];
     for (const partition of this.#restored) this.#options.state?.drop(partition);
     this.#restored.clear();
+    this.#processedUpTo.clear();
     await this.#options.onRestart?.();
     this.#consumer = new Consumer({
       ...baseClientOptions(connection, `${groupId}-consumer`),
@@ -223,7 +230,8 @@ export class TransactionalProcessor {
     let transaction: StringTransaction | undefined;
     try {
       const owned = await this.#syncState();
-      const mine = owned ? batch.filter((m) => owned(m)) : batch;
+      const fresh = batch.filter((m) => m.offset > (this.#processedUpTo.get(`${m.topic}:${m.partition}`) ?? -1n));
+      const mine = owned ? fresh.filter((m) => owned(m)) : fresh;
       const outputs = await this.#options.process(mine.map(toConsumed));
       transaction = await this.#producer!.beginTransaction();
       await transaction.addConsumer(this.#consumer!);
@@ -231,6 +239,7 @@ export class TransactionalProcessor {
       for (const last of lastPerPartition(mine)) await transaction.addOffset(last);
       await transaction.commit();
       this.committedBatches++;
+      for (const last of lastPerPartition(mine)) this.#processedUpTo.set(`${last.topic}:${last.partition}`, last.offset);
       this.#committed(outputs);
     } catch (error) {
       if (transaction && !transaction.completed) await this.#abort(transaction);
@@ -261,6 +270,7 @@ export class TransactionalProcessor {
       if (!assigned.has(partition)) {
         state.drop(partition);
         this.#restored.delete(partition);
+        this.#processedUpTo.delete(`${state.followsTopic}:${partition}`);
       }
     }
     for (const partition of assigned) {
