@@ -60,23 +60,25 @@ export class KafkaAdmin {
   }
 
   /**
-   * Creates missing topics and sets drifted managed configs back to the catalogue's values.
-   * Idempotent: a second run reports every topic unchanged.
+   * Creates missing topics and sets drifted managed configs back to the catalogue's values, then
+   * waits until the broker reports what it applied, so that a second run reports every topic unchanged.
    */
   async applyCatalogue(log: Logger, catalogue: readonly TopicSpec[] = TOPIC_CATALOGUE): Promise<TopicApplyResult[]> {
     const existing = new Set(await this.#admin.listTopics());
     const results: TopicApplyResult[] = [];
+    const present = catalogue.filter((t) => existing.has(t.name));
     for (const spec of catalogue.filter((t) => !existing.has(t.name))) {
-      await this.#admin.createTopics({
-        topics: [spec.name],
-        partitions: spec.partitions,
-        replicas: -1,
-        configs: Object.entries(spec.configs).map(([name, value]) => ({ name, value })),
-      });
+      try {
+        await this.createTopic(spec.name, spec.partitions, spec.configs);
+      } catch (error) {
+        // Another apply (a second appliance, a test) may have created it since we listed.
+        if (!(await this.#admin.listTopics()).includes(spec.name)) throw error;
+        present.push(spec);
+        continue;
+      }
       log.info({ topic: spec.name, partitions: spec.partitions, configs: spec.configs }, "topic created");
       results.push({ topic: spec.name, action: "created", drift: [] });
     }
-    const present = catalogue.filter((t) => existing.has(t.name));
     const actual = present.length > 0 ? await this.topicConfigs(present.map((t) => t.name)) : new Map();
     for (const spec of present) {
       const drift = configDrift(spec, actual.get(spec.name) ?? {});
@@ -100,7 +102,33 @@ export class KafkaAdmin {
       log.warn({ topic: spec.name, drift }, "topic config drifted from the catalogue; corrected");
       results.push({ topic: spec.name, action: "corrected", drift });
     }
+    const changed = new Set(results.filter((r) => r.action !== "unchanged").map((r) => r.topic));
+    await this.#awaitCatalogueVisible(catalogue.filter((t) => changed.has(t.name)));
     return results;
+  }
+
+  /**
+   * A broker answers CreateTopics and IncrementalAlterConfigs once the controller has committed them;
+   * its own metadata (what DescribeConfigs reads) catches up a moment later.
+   */
+  async #awaitCatalogueVisible(specs: readonly TopicSpec[], timeoutMs = 30_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    let pending = [...specs];
+    let lastProblem = "";
+    while (pending.length > 0) {
+      try {
+        const actual = await this.topicConfigs(pending.map((t) => t.name));
+        pending = pending.filter((spec) => configDrift(spec, actual.get(spec.name) ?? {}).length > 0);
+        lastProblem = pending.map((t) => t.name).join(", ");
+      } catch (error) {
+        lastProblem = (error as Error).message;
+      }
+      if (pending.length === 0) return;
+      if (Date.now() > deadline) {
+        throw new Error(`topic configs applied but not reported by the broker within ${timeoutMs} ms: ${lastProblem}`);
+      }
+      await Bun.sleep(100);
+    }
   }
 
   async createTopic(name: string, partitions: number, configs: Record<string, string> = {}): Promise<void> {
