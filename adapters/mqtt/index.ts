@@ -5,7 +5,7 @@ import type { Logger } from "../../src/log/logger.ts";
 import { defineAdapter, type AdapterContext, type RawRecord, type Sample } from "../../src/registry.ts";
 import { compileRules, route, type CompiledRule, type Dead } from "./mapping.ts";
 import { MQTT_DEFAULT_PORT, MQTTS_DEFAULT_PORT, MqttConfigSchema, type MqttConfig } from "./schema.ts";
-import { resolveSecret } from "./secrets.ts";
+import { resolveSecrets, SecretError } from "../../src/config/secrets.ts";
 import { MqttSession, type InboundMessage, type SubscriptionSpec } from "./session.ts";
 import { SparkplugHost, decodePayload, parseSparkplugTopic, rebirthCommand } from "./sparkplug.ts";
 import { compileTemplate, filterCovers, parseTopicPattern, type Template } from "./topic.ts";
@@ -63,8 +63,12 @@ function plan(config: MqttConfig): Plan {
     }
   }
   if (source.password !== undefined) {
-    const secret = resolveSecret(source.password);
-    if (!secret.ok) errors.push({ path: "source.password", message: secret.message });
+    try {
+      resolveSecrets(source.password);
+    } catch (error) {
+      if (!(error instanceof SecretError)) throw error;
+      errors.push({ path: "source.password", message: error.message });
+    }
   }
   if (source.password !== undefined && source.username === undefined) errors.push({ path: "source.username", message: "a password needs a username" });
   if (source.tls?.cert !== undefined && source.tls.key === undefined) errors.push({ path: "source.tls.key", message: "a client certificate needs its key" });
@@ -110,7 +114,7 @@ function clientOptions(config: MqttConfig, overrides: Partial<IClientOptions> = 
     reconnectPeriod: config.retry_policy.backoff_ms,
     ...(v5 ? { properties: { sessionExpiryInterval: source.clean_session ? 0 : source.session_expiry_s, receiveMaximum: source.receive_maximum } } : {}),
     ...(source.username !== undefined ? { username: source.username } : {}),
-    ...(source.password !== undefined ? { password: (resolveSecret(source.password) as { value: string }).value } : {}),
+    ...(source.password !== undefined ? { password: resolveSecrets(source.password) } : {}),
     ...(tls
       ? {
           rejectUnauthorized: source.tls!.reject_unauthorized,

@@ -1,7 +1,4 @@
 import { describe, expect, test } from "bun:test";
-import { mkdtempSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { parseAdapterConfig } from "../../src/adapter-runtime/config.ts";
 import { ConfigError } from "../../src/config/schema-errors.ts";
 import type { Sample } from "../../src/registry.ts";
@@ -9,7 +6,6 @@ import mqttAdapter, { withoutOverlaps } from "./index.ts";
 import { evaluate, parseJsonPath } from "./jsonpath.ts";
 import { compileRules, parseTimestamp, route } from "./mapping.ts";
 import type { MqttConfig } from "./schema.ts";
-import { resolveSecret } from "./secrets.ts";
 import { DataType, SparkplugHost, decodePayload, encodePayload, parseSparkplugTopic, rebirthCommand, type SpPayload } from "./sparkplug.ts";
 import { compileTemplate, filterCovers, matchTopic, parseTopicPattern, type TopicPattern } from "./topic.ts";
 
@@ -225,18 +221,6 @@ describe("config validation names each field", () => {
       "source.password: secret \"mqtt_missing_for_test\" not found: set SECRET_MQTT_MISSING_FOR_TEST",
     );
     expect(configErrors([{ topic: "a" }], { tls: { cert: "/x.pem" } })).toEqual(["source.tls.key: a client certificate needs its key"]);
-  });
-});
-
-describe("secrets", () => {
-  test("env SECRET_<NAME> first, then a file under SECRETS_DIR; plain values pass through", () => {
-    const dir = mkdtempSync(join(tmpdir(), "secrets-"));
-    writeFileSync(join(dir, "broker.pw"), "from-file\n");
-    expect(resolveSecret("${secret:broker.pw}", { SECRET_BROKER_PW: "from-env", SECRETS_DIR: dir })).toEqual({ ok: true, value: "from-env" });
-    expect(resolveSecret("${secret:broker.pw}", { SECRETS_DIR: dir })).toEqual({ ok: true, value: "from-file" });
-    expect(resolveSecret("literal", {})).toEqual({ ok: true, value: "literal" });
-    expect(resolveSecret("${secret:nope}", { SECRETS_DIR: dir }).ok).toBe(false);
-    expect(resolveSecret("x${secret:nope}", {}).ok).toBe(false);
   });
 });
 

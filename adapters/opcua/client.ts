@@ -16,7 +16,7 @@ import {
 } from "node-opcua-client";
 import type { ErrorType } from "../../src/registry.ts";
 import type { OpcuaSource, SecurityModeName, SecurityPolicyName } from "./schema.ts";
-import { gatewayDataDir, resolveSecrets, SecretError } from "./secrets.ts";
+import { gatewayDataDir, resolveSecrets, SecretError } from "../../src/config/secrets.ts";
 
 const MODES: Record<SecurityModeName, MessageSecurityMode> = {
   None: MessageSecurityMode.None,
@@ -105,7 +105,7 @@ function importTrusted(from: string, to: string): void {
 function identity(auth: SessionOptions["auth"], env: Record<string, string | undefined>): UserIdentityInfo {
   if (auth === undefined || auth === "anonymous") return { type: UserTokenType.Anonymous };
   try {
-    return { type: UserTokenType.UserName, userName: auth.username, password: resolveSecrets(auth.password, env) };
+    return { type: UserTokenType.UserName, userName: auth.username, password: resolveSecrets(auth.password, { env }) };
   } catch (error) {
     if (error instanceof SecretError) throw new OpcuaError("config", `source.auth.password: ${error.message}`);
     throw error;

@@ -1,7 +1,4 @@
 import { describe, expect, test } from "bun:test";
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { DataValue } from "node-opcua-data-value";
 import { StatusCodes } from "node-opcua-status-code";
 import { DataType, Variant, VariantArrayType } from "node-opcua-variant";
@@ -11,7 +8,6 @@ import adapter from "./index.ts";
 import { NamespaceMap, parseNodeId } from "./nodes.ts";
 import { parseOpcuaPlant, plantValue, tickOf } from "./plant.ts";
 import { OpcuaConfigSchema } from "./schema.ts";
-import { resolveSecret, resolveSecrets } from "./secrets.ts";
 import { DuplicateFilter, qualityOf, sampleOf, variantValue } from "./values.ts";
 
 const target = { assetId: "well", param: "pressure", unit: "bar" };
@@ -115,23 +111,6 @@ describe("node ids", () => {
     expect(String((map.resolve(byUri) as { nodeId: unknown }).nodeId)).toBe("ns=3;s=Flow");
     map.update(["http://opcfoundation.org/UA/", "urn:server"]);
     expect(map.resolve(pressure)).toEqual({ unknown: "namespace urn:plant (ns=2 when first seen) is no longer on the server" });
-  });
-});
-
-describe("secrets", () => {
-  test("${secret:NAME}: env SECRET_<NAME> first, then <data dir>/secrets/NAME; missing is an error naming both", () => {
-    const dir = mkdtempSync(join(tmpdir(), "opcua-secrets-"));
-    try {
-      mkdirSync(join(dir, "secrets"));
-      writeFileSync(join(dir, "secrets", "plc.pw"), "from-file\n");
-      expect(resolveSecret("plc.pw", { GATEWAY_DATA_DIR: dir })).toBe("from-file");
-      expect(resolveSecret("plc.pw", { GATEWAY_DATA_DIR: dir, SECRET_PLC_PW: "from-env" })).toBe("from-env");
-      expect(resolveSecrets("x-${secret:plc.pw}", { GATEWAY_DATA_DIR: dir })).toBe("x-from-file");
-      expect(resolveSecrets("plain", {})).toBe("plain");
-      expect(() => resolveSecret("nope", { GATEWAY_DATA_DIR: dir })).toThrow(`secret "nope" not found: set SECRET_NOPE or create ${join(dir, "secrets", "nope")}`);
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
   });
 });
 

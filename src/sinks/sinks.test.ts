@@ -1,7 +1,4 @@
 import { describe, expect, test } from "bun:test";
-import { mkdtempSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { Kind, type TSchema } from "@sinclair/typebox";
 import { ConfigError } from "../config/schema-errors.ts";
 import type { ConsumedRecord } from "../kafka/processor.ts";
@@ -10,7 +7,6 @@ import { classifyPgError } from "./postgres/sink.ts";
 import { parseSinkConfig, SINKS } from "./registry.ts";
 import { kindForTopic, mapRecord, PoisonRecord, type TelemetryRow } from "./rows.ts";
 import { toBatch } from "./runtime.ts";
-import { resolveSecret, resolveSecrets, SecretError } from "./secrets.ts";
 
 const record = (value: string | undefined, topic = "telemetry.clean", offset = 0n): ConsumedRecord => ({
   topic,
@@ -69,20 +65,6 @@ describe("sink registry and config", () => {
     // A topic whose row kind can't be told from its name needs topic_kinds.
     expect(errors({ sink_id: "x", type: "postgres", kafka: { topics: ["plant.readings"] }, target: { url: "postgres://h/db" } })).toEqual(["kafka.topics[0]"]);
     expect(() => parseSinkConfig({ sink_id: "x", type: "postgres", kafka: { topics: ["plant.readings"], topic_kinds: { "plant.readings": "telemetry" } }, target: { url: "postgres://h/db" } })).not.toThrow();
-  });
-});
-
-describe("secrets", () => {
-  test("from SECRET_<NAME>, then from a file; a missing one is an error naming where it was looked for", () => {
-    const dir = mkdtempSync(join(tmpdir(), "secrets-"));
-    writeFileSync(join(dir, "db_password"), "from-file\n");
-    const sources = { env: { SECRET_API_TOKEN: "from-env" }, dir };
-    expect(resolveSecret("api_token", sources)).toBe("from-env");
-    expect(resolveSecret("db_password", sources)).toBe("from-file");
-    expect(resolveSecrets("Bearer ${secret:api_token}; ${secret:db_password}", sources)).toBe("Bearer from-env; from-file");
-    expect(resolveSecrets("no placeholders", sources)).toBe("no placeholders");
-    expect(() => resolveSecret("missing", sources)).toThrow(SecretError);
-    expect(() => resolveSecret("missing", sources)).toThrow(/SECRET_MISSING/);
   });
 });
 

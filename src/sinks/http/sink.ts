@@ -4,7 +4,7 @@ import { tpKey } from "../../kafka/group-consumer.ts";
 import type { ConsumedRecord } from "../../kafka/processor.ts";
 import { defineSink, describeError, SinkWriteError, timedTest, type SinkBatch, type SinkContext, type SinkWriter } from "../define.ts";
 import { PoisonRecord } from "../rows.ts";
-import { hasSecretPlaceholder, resolveSecrets } from "../secrets.ts";
+import { hasSecretPlaceholder, resolveSecrets } from "../../config/secrets.ts";
 
 export const HttpTargetSchema = Type.Object(
   {

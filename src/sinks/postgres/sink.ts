@@ -5,7 +5,7 @@ import type { ConsumedRecord } from "../../kafka/processor.ts";
 import type { Logger } from "../../log/logger.ts";
 import { defineSink, describeError, SinkWriteError, timedTest, type SinkBatch, type SinkConfig, type SinkContext, type SinkWriter } from "../define.ts";
 import { kindForTopic, mapRecord, PoisonRecord, type SinkKind, type SinkRow } from "../rows.ts";
-import { resolveSecrets } from "../secrets.ts";
+import { resolveSecrets } from "../../config/secrets.ts";
 import { COLUMNS, CONFLICT_KEY, ident, TABLE_FOR_KIND, tableDdl, telemetryLine, type TableNames } from "./tables.ts";
 
 const Identifier = (def: string, description: string) =>

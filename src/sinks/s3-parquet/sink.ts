@@ -16,7 +16,7 @@ import {
   type SinkWriter,
 } from "../define.ts";
 import { kindForTopic, mapRecord, PoisonRecord, type SinkKind, type SinkRow } from "../rows.ts";
-import { resolveSecrets } from "../secrets.ts";
+import { resolveSecrets } from "../../config/secrets.ts";
 import { encodeParquet } from "./parquet.ts";
 
 export const S3ParquetTargetSchema = Type.Object(

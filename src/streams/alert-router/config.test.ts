@@ -3,7 +3,7 @@ import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ConfigError } from "../../config/schema-errors.ts";
-import { defaultSecretResolver, loadRoutingConfig, loadRoutingConfigFile, parseDuration, substitute, type LoadRoutingOptions } from "./config.ts";
+import { loadRoutingConfig, loadRoutingConfigFile, parseDuration, substitute, type LoadRoutingOptions } from "./config.ts";
 
 const SEED = `
 rules:
@@ -91,18 +91,17 @@ describe("substitution", () => {
       "a[0].b: ${NOPE}: environment variable NOPE is not set",
       "c: ${secret:../etc/passwd}: a secret name is letters, digits, _ . - (no paths)",
       "d: ${1abc}: not a variable reference; use ${NAME}, ${NAME:-default} or ${secret:name} ($${ for a literal)",
-      "e: ${secret:gone}: no such secret (env SECRET_GONE or a file gone in the secrets dir)",
+      "e: secret \"gone\" not found: set SECRET_GONE or create /run/secrets/gone or .data/gateway/secrets/gone",
     ]);
   });
 
-  test("secrets: env first, then a file in the secrets dir; the resolver is injectable", () => {
+  test("secrets: the routing config's secrets dir is searched before the default folders; the resolver is injectable", () => {
     const dir = mkdtempSync(join(tmpdir(), "secrets-"));
     writeFileSync(join(dir, "pd_key"), "from-file\n");
-    const resolve = defaultSecretResolver({ env: {}, secrets_dir: dir });
-    expect(resolve("pd_key")).toBe("from-file");
-    expect(defaultSecretResolver({ env: { SECRET_PD_KEY: "from-env" }, secrets_dir: dir })("pd_key")).toBe("from-env");
-    expect(resolve("absent")).toBeUndefined();
-    expect(resolve("../pd_key")).toBeUndefined();
+    const withKey = (env: Record<string, string>) =>
+      loadRoutingConfig({ rules: [{ actions: [{ type: "pagerduty", integration_key: "${secret:pd_key}" }] }] }, { env, secrets_dir: dir });
+    expect(withKey({}).rules[0]!.actions[0]).toMatchObject({ integration_key: "from-file" });
+    expect(withKey({ SECRET_PD_KEY: "from-env" }).rules[0]!.actions[0]).toMatchObject({ integration_key: "from-env" });
     const injected = loadRoutingConfig(
       { rules: [{ actions: [{ type: "pagerduty", integration_key: "${secret:vault/pd}" }] }] },
       { env: {}, secret: (name) => (name === "vault/pd" ? "x" : undefined) },

@@ -28,11 +28,11 @@
  * ```
  */
 import { readFileSync } from "node:fs";
-import { join } from "node:path";
 import { Type, type Static, type TSchema } from "@sinclair/typebox";
 import { Value } from "@sinclair/typebox/value";
 import { parse as parseYaml, YAMLParseError } from "yaml";
 import { ConfigError, schemaErrors, type FieldError } from "../../config/schema-errors.ts";
+import { defaultSecretDirs, lookupSecret, secretNotFoundMessage, type SecretSources } from "../../config/secrets.ts";
 import type { AlarmEventName } from "../alarms/lifecycle.ts";
 import { SEVERITIES, type Severity } from "../alarms/rules.ts";
 
@@ -58,27 +58,14 @@ export function parseDuration(value: string | number): number | null {
 /** Resolves `${secret:name}`; undefined = not found. */
 export type SecretResolver = (name: string) => string | undefined;
 
-export const SECRET_NAME = /^[A-Za-z0-9_][A-Za-z0-9_.-]*$/;
-
-/** `SECRET_<NAME>` (upper-cased, `.`/`-` → `_`) from the environment, else the file `<secrets_dir>/<name>` (trailing newline dropped). */
-export function defaultSecretResolver(options: { env?: Record<string, string | undefined>; secrets_dir?: string | undefined } = {}): SecretResolver {
-  const env = options.env ?? process.env;
-  return (name) => {
-    if (!SECRET_NAME.test(name)) return undefined;
-    const fromEnv = env[`SECRET_${name.toUpperCase().replace(/[^A-Z0-9_]/g, "_")}`];
-    if (fromEnv !== undefined) return fromEnv;
-    if (!options.secrets_dir) return undefined;
-    try {
-      return readFileSync(join(options.secrets_dir, name), "utf8").replace(/\r?\n$/, "");
-    } catch {
-      return undefined;
-    }
-  };
+/** The shared lookup (src/config/secrets.ts), with the routing config's own secrets folder searched first. */
+function secretSources(env: Record<string, string | undefined>, secretsDir: string | undefined): SecretSources {
+  return { env, dirs: [...(secretsDir ? [secretsDir] : []), ...defaultSecretDirs(env)] };
 }
 
 export interface SubstitutionOptions {
   env?: Record<string, string | undefined>;
-  /** Default: `defaultSecretResolver({ env, secrets_dir })`, which takes names of letters, digits, `_ . -` only (no paths). */
+  /** Default: the shared lookup (env `SECRET_<NAME>`, then `secrets_dir`, then the default folders); names only, no paths. */
   secret?: SecretResolver;
   secrets_dir?: string;
 }
@@ -92,7 +79,8 @@ const PLACEHOLDER = /\$\$\{|\$\{([^}]*)\}/g;
  */
 export function substitute(input: unknown, options: SubstitutionOptions = {}): { value: unknown; errors: FieldError[] } {
   const env = options.env ?? process.env;
-  const secret = options.secret ?? defaultSecretResolver({ env, secrets_dir: options.secrets_dir });
+  const sources = secretSources(env, options.secrets_dir);
+  const secret = options.secret ?? ((name: string) => lookupSecret(name, sources));
   const errors: FieldError[] = [];
   const walk = (node: unknown, path: string): unknown => {
     if (typeof node === "string") {
@@ -100,12 +88,8 @@ export function substitute(input: unknown, options: SubstitutionOptions = {}): {
         if (inner === undefined) return "${";
         if (inner.startsWith("secret:")) {
           const name = inner.slice("secret:".length);
-          if (!options.secret && !SECRET_NAME.test(name)) {
-            errors.push({ path: path || "(root)", message: `\${secret:${name}}: a secret name is letters, digits, _ . - (no paths)` });
-            return whole;
-          }
           const v = secret(name);
-          if (v === undefined) errors.push({ path: path || "(root)", message: `\${secret:${name}}: no such secret (env SECRET_${name.toUpperCase().replace(/[^A-Z0-9_]/g, "_")} or a file ${name} in the secrets dir)` });
+          if (v === undefined) errors.push({ path: path || "(root)", message: options.secret ? `\${secret:${name}}: no such secret` : secretNotFoundMessage(name, sources) });
           return v ?? whole;
         }
         const m = /^([A-Za-z_][A-Za-z0-9_]*)(?::-(.*))?$/s.exec(inner);
