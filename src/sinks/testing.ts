@@ -1,12 +1,17 @@
 /**
  * Test helpers for the sink suites and the sink benchmark: topics with readings, a sink run as a
- * child process (for kill -9), a TCP proxy to take a target "down", moto's S3 server.
+ * child process (for kill -9), the scale-out scenario every sink runs, a TCP proxy to take a
+ * target "down", moto's S3 server.
  */
 import type { Subprocess } from "bun";
 import { KafkaAdmin } from "../kafka/admin.ts";
 import type { KafkaConnection } from "../kafka/connection.ts";
 import { ReliableProducer, type OutgoingRecord } from "../kafka/producer.ts";
 import { readTopic } from "../kafka/reader.ts";
+import type { Logger } from "../log/logger.ts";
+import { createMetricsRegistry } from "../metrics/registry.ts";
+import { startSink } from "./run-sink.ts";
+import type { SinkStatus } from "./runtime.ts";
 
 export async function waitFor(condition: () => boolean | Promise<boolean>, timeoutMs: number, what = "condition"): Promise<void> {
   const deadline = Date.now() + timeoutMs;
@@ -144,6 +149,56 @@ export function spawnSink(config: unknown, env: Record<string, string> = {}): Si
       return proc.exited;
     },
   };
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Scale-out: two instances of one sink in one group, one leaving mid-stream
+// ---------------------------------------------------------------------------------------------------
+
+export interface ScaleOutOptions {
+  connection: KafkaConnection;
+  /** A 6-partition input topic, empty at the start. */
+  input: string;
+  /** Readings 0..n-1, produced in chunks of 1000 while the instances run. */
+  n: number;
+  /** The sink's config for instance `id`; every id must get the same group_id. */
+  config(id: "a" | "b"): unknown;
+  /** Distinct records the target holds so far (rows, elements, ...), read from the target itself. */
+  delivered(): Promise<number>;
+  log: Logger;
+}
+
+/**
+ * The scenario every sink must pass: instances a and b join one group and share the 6 partitions
+ * 3/3; the first third of the readings is written by both, then a stops (drains, commits, leaves)
+ * while the rest keeps arriving, and b takes all partitions over. Returns once the target holds n
+ * distinct records (plus a moment for stray duplicates to land), with both instances' final
+ * status; the caller checks the target for losses and duplicates.
+ */
+export async function runScaleOut(o: ScaleOutOptions): Promise<{ a: SinkStatus; b: SinkStatus }> {
+  const produceRange = async (from: number, to: number) => {
+    for (let i = from; i < to; i += 1000) {
+      await produce(o.connection, readingRecords(o.input, i, Math.min(to, i + 1000)));
+      await Bun.sleep(100);
+    }
+  };
+  const a = await startSink(o.config("a"), { log: o.log, metrics: createMetricsRegistry() });
+  const b = await startSink(o.config("b"), { log: o.log, metrics: createMetricsRegistry() });
+  try {
+    await waitFor(() => a.status().assigned.length === 3 && b.status().assigned.length === 3, 20_000, "partitions shared 3/3");
+    const third = Math.floor(o.n / 3);
+    await produceRange(0, third);
+    await waitFor(async () => (await o.delivered()) >= third, 30_000, "the first third delivered");
+    if (a.status().rows_written === 0 || b.status().rows_written === 0) throw new Error("one instance wrote nothing while sharing the partitions");
+    await Promise.all([a.stop(), produceRange(third, o.n)]);
+    await waitFor(() => b.status().assigned.length === 6, 20_000, "b owns all partitions");
+    await waitFor(async () => (await o.delivered()) >= o.n, 40_000, "every record delivered");
+    await Bun.sleep(500);
+    return { a: a.status(), b: b.status() };
+  } finally {
+    await a.stop();
+    await b.stop();
+  }
 }
 
 // ---------------------------------------------------------------------------------------------------

@@ -3,7 +3,7 @@ import { KAFKA_BOOTSTRAP, kafkaConnection, kafkaUp, uniqueName } from "../../../
 import { createLogger } from "../../log/logger.ts";
 import { createMetricsRegistry } from "../../metrics/registry.ts";
 import { startSink } from "../run-sink.ts";
-import { createTopics, deleteTopics, produce, readDlq, readingRecords, spawnSink, waitFor } from "../testing.ts";
+import { createTopics, deleteTopics, produce, readDlq, readingRecords, runScaleOut, spawnSink, waitFor } from "../testing.ts";
 import { classifyStatus, idempotencyKey } from "./sink.ts";
 
 const log = createLogger("test", "silent");
@@ -17,13 +17,17 @@ interface Received {
 }
 
 /**
- * A receiver that behaves like a careful cloud API: it remembers Idempotency-Keys, and counts
- * each element once by its `_kafka` coordinates (what a receiver dedupes on when batch
- * boundaries differ after a crash).
+ * A receiver that behaves like a careful cloud API. `applied` is the effect of deduplicating by
+ * Idempotency-Key alone: a request whose key was seen before is acknowledged and ignored, and
+ * every element of a new key is applied (counted per `_kafka` coordinates, so an element applied
+ * twice shows). `unique` counts each element once by its `_kafka` coordinates over every request,
+ * what a receiver dedupes on when batch boundaries differ after a crash.
  */
 function receiver() {
   const requests: Received[] = [];
   const unique = new Map<string, Record<string, unknown>>();
+  const keys = new Set<string>();
+  const applied = new Map<string, number>();
   let mode: "ok" | "down" = "ok";
   let attemptsWhileDown = 0;
   const keysWhileDown = new Set<string>();
@@ -42,10 +46,15 @@ function receiver() {
       const ndjson = request.headers.get("content-type") === "application/x-ndjson";
       const elements = (ndjson ? text.trim().split("\n").map((l) => JSON.parse(l)) : JSON.parse(text)) as Record<string, unknown>[];
       if (elements.some((e) => e.reject === true)) return Response.json({ error: "field reject is not allowed" }, { status: 422 });
-      requests.push({ key: request.headers.get("idempotency-key") ?? "", auth: request.headers.get("authorization"), contentType: request.headers.get("content-type"), elements });
+      const key = request.headers.get("idempotency-key") ?? "";
+      requests.push({ key, auth: request.headers.get("authorization"), contentType: request.headers.get("content-type"), elements });
+      const replay = keys.has(key);
+      keys.add(key);
       for (const e of elements) {
         const k = e._kafka as { topic: string; partition: number; offset: string };
-        unique.set(`${k.topic}:${k.partition}:${k.offset}`, e);
+        const coordinates = `${k.topic}:${k.partition}:${k.offset}`;
+        unique.set(coordinates, e);
+        if (!replay) applied.set(coordinates, (applied.get(coordinates) ?? 0) + 1);
       }
       return Response.json({ accepted: elements.length });
     },
@@ -54,6 +63,7 @@ function receiver() {
     url: `http://127.0.0.1:${server.port}/ingest`,
     requests,
     unique,
+    applied,
     setMode(m: "ok" | "down") {
       mode = m;
     },
@@ -184,4 +194,31 @@ describe.skipIf(!kafkaUp)("cloud-api (HTTP) sink", () => {
       server.stop();
     }
   }, 60_000);
+
+  test("scale-out: two instances share the partitions; one stops mid-stream; deduplicating by Idempotency-Key applies every record exactly once", async () => {
+    const N = 12_000;
+    const [input, dlq] = await topicsFor({ "telemetry.clean": 6, dlq: 1 });
+    const server = receiver();
+    try {
+      const { a, b } = await runScaleOut({
+        connection,
+        input: input!,
+        n: N,
+        config: (id) => {
+          const base = config(id, input!, dlq!, server.url);
+          return { ...base, kafka: { ...base.kafka, group_id: `${prefix}-shared` } };
+        },
+        delivered: async () => server.applied.size,
+        log,
+      });
+      expect(server.applied.size).toBe(N);
+      expect([...server.applied.values()].filter((times) => times > 1)).toEqual([]);
+      expect(sumValues(server.unique.values())).toBe(expectedSum(N));
+      expect(a.rows_written).toBeLessThan(N);
+      expect(a.rows_written + b.rows_written).toBeGreaterThanOrEqual(N);
+      expect(a.dlq_records + b.dlq_records).toBe(0);
+    } finally {
+      server.stop();
+    }
+  }, 90_000);
 });

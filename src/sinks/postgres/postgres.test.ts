@@ -5,7 +5,7 @@ import { createLogger } from "../../log/logger.ts";
 import { createMetricsRegistry } from "../../metrics/registry.ts";
 import { startSink } from "../run-sink.ts";
 import type { SinkRuntime } from "../runtime.ts";
-import { createTopics, deleteTopics, produce, readDlq, readingRecords, spawnSink, tcpProxy, waitFor } from "../testing.ts";
+import { createTopics, deleteTopics, produce, readDlq, readingRecords, runScaleOut, spawnSink, tcpProxy, waitFor } from "../testing.ts";
 
 const PG_URL = process.env.TEST_DATABASE_URL ?? "postgres://gateway:gateway@127.0.0.1:5432/gateway_test";
 const pgAddress = new URL(PG_URL);
@@ -228,34 +228,20 @@ describe.skipIf(!kafkaUp || !pgUp)("postgres sink", () => {
     const N = 30_000;
     const [input, dlq] = await topicsFor({ "telemetry.clean": 6, dlq: 1 });
     const schema = schemaName();
-    const cfg = (id: string) => {
-      const base = config(id, [input!], dlq!, schema, { batch: { max_rows: 200, max_wait_ms: 50 } });
-      return { ...base, kafka: { ...base.kafka, group_id: `${prefix}-shared` } };
-    };
-    const a = await startSink(cfg("a"), { log, metrics: createMetricsRegistry() });
-    const b = await startSink(cfg("b"), { log, metrics: createMetricsRegistry() });
-    try {
-      await waitFor(() => a.status().assigned.length === 3 && b.status().assigned.length === 3, 20_000, "partitions shared 3/3");
-      // Readings keep arriving while one instance leaves.
-      const producing = (async () => {
-        for (let i = 0; i < N; i += 1000) {
-          await produce(connection, readingRecords(input!, i, i + 1000));
-          await Bun.sleep(100);
-        }
-      })();
-      await waitFor(() => a.status().rows_written > 2000 && b.status().rows_written > 2000, 20_000, "both writing");
-      await a.stop();
-      expect(a.status().state).toBe("stopped");
-      await producing;
-      await waitFor(() => b.status().assigned.length === 6, 20_000, "b owns all partitions");
-      await waitFor(async () => (await stats(schema)).n >= N, 40_000, "all rows");
-      await Bun.sleep(500);
-      expect(await stats(schema)).toEqual({ n: N, distinct_n: N, total: expectedSum(N) });
-      expect(a.status().rows_written).toBeLessThan(N);
-      expect(a.status().rows_written + b.status().rows_written).toBeGreaterThanOrEqual(N);
-    } finally {
-      await a.stop();
-      await b.stop();
-    }
-  }, 60_000);
+    const { a, b } = await runScaleOut({
+      connection,
+      input: input!,
+      n: N,
+      config: (id) => {
+        const base = config(id, [input!], dlq!, schema, { batch: { max_rows: 200, max_wait_ms: 50 } });
+        return { ...base, kafka: { ...base.kafka, group_id: `${prefix}-shared` } };
+      },
+      delivered: async () => (await stats(schema)).n,
+      log,
+    });
+    expect(await stats(schema)).toEqual({ n: N, distinct_n: N, total: expectedSum(N) });
+    expect(a.state).toBe("stopped");
+    expect(a.rows_written).toBeLessThan(N);
+    expect(a.rows_written + b.rows_written).toBeGreaterThanOrEqual(N);
+  }, 90_000);
 });

@@ -8,7 +8,7 @@ import { KAFKA_BOOTSTRAP, kafkaConnection, kafkaUp, uniqueName } from "../../../
 import { createLogger } from "../../log/logger.ts";
 import { createMetricsRegistry } from "../../metrics/registry.ts";
 import { startSink } from "../run-sink.ts";
-import { createTopics, deleteTopics, motoAvailable, produce, readDlq, readingRecords, spawnSink, startMoto, tcpProxy, waitFor, type Moto } from "../testing.ts";
+import { createTopics, deleteTopics, motoAvailable, produce, readDlq, readingRecords, runScaleOut, spawnSink, startMoto, tcpProxy, waitFor, type Moto } from "../testing.ts";
 import { objectKey, parseObjectKey } from "./sink.ts";
 
 const log = createLogger("test", "silent");
@@ -195,4 +195,27 @@ describe.skipIf(!kafkaUp || !motoUp)("s3-parquet sink", () => {
       proxy.stop();
     }
   }, 60_000);
+
+  test("scale-out: two instances share the partitions; one stops mid-stream; the files, one object per name, hold every row once", async () => {
+    const N = 12_000;
+    const [input, dlq] = await topicsFor({ "telemetry.clean": 6, dlq: 1 });
+    const keyPrefix = `${uniqueName("scale")}/`;
+    const { a, b } = await runScaleOut({
+      connection,
+      input: input!,
+      n: N,
+      config: (id) => {
+        const base = config(id, input!, dlq!, keyPrefix, moto.endpoint, { batch: { max_rows: 500, max_wait_ms: 100 } });
+        return { ...base, kafka: { ...base.kafka, group_id: `${prefix}-shared` } };
+      },
+      delivered: async () => (await readBack(keyPrefix)).distinct,
+      log,
+    });
+    const back = await readBack(keyPrefix);
+    expect({ rows: back.rows, distinct: back.distinct, total: back.total }).toEqual({ rows: N, distinct: N, total: expectedSum(N) });
+    expect(overlaps(await keysUnder(keyPrefix))).toEqual([]);
+    expect(a.rows_written).toBeLessThan(N);
+    expect(a.rows_written + b.rows_written).toBeGreaterThanOrEqual(N);
+    expect(a.dlq_records + b.dlq_records).toBe(0);
+  }, 90_000);
 });
