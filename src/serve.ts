@@ -1,6 +1,8 @@
 import { mkdirSync } from "node:fs";
 import type { ApplianceConfig } from "./config/schema.ts";
 import { buildApp } from "./api/app.ts";
+import { AlarmRulePublisher } from "./api/alarm-rules/publisher.ts";
+import { AlarmRuleService } from "./api/alarm-rules/service.ts";
 import { AlarmProjector } from "./api/alarms/projector.ts";
 import { AlarmService, dbAlarmSource } from "./api/alarms/service.ts";
 import { uiRoutes } from "./api/ui.ts";
@@ -11,13 +13,13 @@ import { AuthService, loadOrCreateSecret } from "./auth/service.ts";
 import { pingProbe, type ComponentHealth, type HealthProbe } from "./api/health/service.ts";
 import { openDatabase, type ControlDb } from "./db/client.ts";
 import { migrateDatabase } from "./db/migrate.ts";
-import { ensureGateway, listPipelines, upsertPipelineVersioned } from "./db/repo.ts";
+import { ensureGateway, importAlarmRulesOnce, listPipelines, upsertPipelineVersioned } from "./db/repo.ts";
 import { checkDeclaredPipelines, PipelineCache, toRun } from "./supervisor/pipelines.ts";
 import { Supervisor } from "./supervisor/supervisor.ts";
 import { loadQualityRules, startStreamWorkers, WORKERS } from "./streams/run.ts";
 import { KafkaAdmin } from "./kafka/admin.ts";
 import { ReliableProducer } from "./kafka/producer.ts";
-import { loadAlarmRulesFile } from "./streams/alarms/rules.ts";
+import { loadAlarmRulesFile, ruleId } from "./streams/alarms/rules.ts";
 import { ALARM_COMMANDS_TOPIC } from "./streams/alarms/worker.ts";
 import { loadRoutingConfigFile } from "./streams/alert-router/config.ts";
 import type { Logger } from "./log/logger.ts";
@@ -123,6 +125,19 @@ async function seedDeclaredPipelines(db: ControlDb, config: ApplianceConfig, log
 }
 
 /**
+ * The rules of streams.alarm_rules_file seed the control DB once: only while this gateway has never
+ * had alarm rules there. From then on the API owns them, so a rule deleted through it stays deleted.
+ */
+async function importAlarmRulesFile(db: ControlDb, config: ApplianceConfig, log: Logger): Promise<void> {
+  const file = config.streams.alarm_rules_file;
+  if (!file) return;
+  const rules = loadAlarmRulesFile(file).rules.map((rule) => ({ ...rule, id: ruleId(rule) }));
+  const imported = await importAlarmRulesOnce(db.db, config.gateway_id, rules, "config-file");
+  if (imported > 0) log.info({ file, rules: imported }, "alarm rules imported from the rules file into the control DB");
+  else log.info({ file }, "alarm rules are managed in the control DB; the rules file's rules were not imported again");
+}
+
+/**
  * Keeps the supervisor equal to the enabled pipelines of this gateway. A DB outage leaves the
  * running adapters alone: the data plane does not depend on the control plane.
  */
@@ -177,7 +192,7 @@ function workerStages(config: ApplianceConfig): StreamStage[] {
     { id: "worker:quality", label: "Quality validator", inputs: ["telemetry.raw", "events.raw", "alarms.raw"], outputs: ["telemetry.clean", "events.clean", "alarms.clean", "dlq.invalid_telemetry", "telemetry.completeness"] },
     { id: "worker:aggregate", label: "Aggregator", inputs: ["telemetry.clean"], outputs: ["telemetry.1s", "telemetry.10s", "telemetry.1min", "telemetry.1hour"] },
   ];
-  if (config.streams.alarm_rules_file) stages.push({ id: "worker:alarms", label: "Alarm evaluator", inputs: ["telemetry.clean"], outputs: ["alarms.raw"] });
+  stages.push({ id: "worker:alarms", label: "Alarm evaluator", inputs: ["telemetry.clean", "_gateway.alarm_rules"], outputs: ["alarms.raw"] });
   if (config.streams.alert_rules_file) stages.push({ id: "worker:alert-router", label: "Alert router", inputs: ["alarms.clean"], outputs: ["dlq.alert_deliveries"] });
   return stages;
 }
@@ -198,7 +213,12 @@ export async function serve(config: ApplianceConfig, log: Logger): Promise<Runni
   const dbReady = controlDb.connect().then(async () => {
     await auth.bootstrapAdmin(process.env.GATEWAY_ADMIN_PASSWORD, log);
     await seedDeclaredPipelines(controlDb.current!, config, log);
+    await importAlarmRulesFile(controlDb.current!, config, log);
   });
+  // Rules reach the evaluators over Kafka, so evaluation goes on while this process or its DB is down.
+  const alarmRulePublisher = new AlarmRulePublisher({ db: () => controlDb.current?.db, connection: config.kafka, gatewayId: config.gateway_id, log: log.child({ component: "alarm-rules" }) });
+  alarmRulePublisher.start();
+  void dbReady.then(() => alarmRulePublisher.syncNow());
   const reconciler = startReconciler(controlDb, supervisor, config, log);
   const streamsEnabled = config.streams.enabled ?? config.mode !== "edge";
   if (streamsEnabled) {
@@ -241,7 +261,8 @@ export async function serve(config: ApplianceConfig, log: Logger): Promise<Runni
   const stages = () => (streamsEnabled ? workerStages(config) : []);
   // The alarm page reads and acts on the engine's read model; the live tail only feeds tags and rates.
   const extend = uiRoutes({ config, auth, db, supervisor, probes, log, stages, live: { ...live, alarms: dbAlarmSource(alarms) }, reconcileNow: () => reconciler.reconcileNow() });
-  const app = buildApp({ config, probes, metrics, auth, db, supervisor, log, extend, alarms, stages }).listen({ hostname: config.http.host, port: config.http.port });
+  const alarmRules = new AlarmRuleService(db, config.gateway_id, () => void alarmRulePublisher.syncNow());
+  const app = buildApp({ config, probes, metrics, auth, db, supervisor, log, extend, alarms, alarmRules, stages }).listen({ hostname: config.http.host, port: config.http.port });
   const url = `http://${config.http.host}:${app.server!.port}`;
   log.info({ url, mode: config.mode, gatewayId: config.gateway_id }, "gateway serving");
   return {
@@ -254,6 +275,7 @@ export async function serve(config: ApplianceConfig, log: Logger): Promise<Runni
       await supervisor.stop();
       await auditRelay.stop();
       await alarmProjector.stop();
+      await alarmRulePublisher.stop();
       await commandProducer.close().catch(() => undefined);
       await (await streams.catch(() => undefined))?.stop();
       await app.stop();

@@ -8,6 +8,8 @@ import type { Db } from "../db/client.ts";
 import type { Logger } from "../log/logger.ts";
 import type { Supervisor } from "../supervisor/supervisor.ts";
 import { VERSION } from "../version.ts";
+import { alarmRuleRoutes } from "./alarm-rules/index.ts";
+import { AlarmRuleService } from "./alarm-rules/service.ts";
 import { alarmRoutes } from "./alarms/index.ts";
 import { AlarmService } from "./alarms/service.ts";
 import { auditRoutes } from "./audit/index.ts";
@@ -34,6 +36,8 @@ export interface AppDeps {
   stages?: () => StreamStage[];
   /** Alarm list and operator commands; default: read model only (commands answer 503 without a producer). */
   alarms?: AlarmService;
+  /** Alarm rules; default: stored only (nothing tells the evaluators). */
+  alarmRules?: AlarmRuleService;
   /** Extra routes (the web UI) mounted behind the same guard. */
   extend?: (app: Elysia) => Elysia;
 }
@@ -114,6 +118,7 @@ export function buildApp(deps: AppDeps) {
     .use(topologyRoutes(pipelines, deps.supervisor, deps.stages ?? (() => [])))
     .use(auditRoutes(deps.db))
     .use(userRoutes(deps.db, deps.auth))
-    .use(alarmRoutes(deps.alarms ?? new AlarmService({ db: deps.db, log: deps.log })));
+    .use(alarmRoutes(deps.alarms ?? new AlarmService({ db: deps.db, log: deps.log })))
+    .use(alarmRuleRoutes(deps.alarmRules ?? new AlarmRuleService(deps.db, deps.config.gateway_id)));
   return deps.extend ? deps.extend(app as unknown as Elysia) : app;
 }

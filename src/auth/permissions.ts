@@ -19,6 +19,7 @@ export const PERMISSIONS = [
   "sinks:write",
   "alarms:read",
   "alarms:ack",
+  "alarm_rules:write",
   "logs:read",
   "audit:read",
   "users:manage",
@@ -30,7 +31,7 @@ const VIEW: Permission[] = ["dashboards:read", "topology:read", "pipelines:read"
 
 export const ROLE_PERMISSIONS: Record<Role, ReadonlySet<Permission>> = {
   Operator: new Set([...VIEW, "alarms:ack"]),
-  Engineer: new Set([...VIEW, "alarms:ack", "pipelines:write", "pipelines:test", "sinks:write", "audit:read"]),
+  Engineer: new Set([...VIEW, "alarms:ack", "pipelines:write", "pipelines:test", "sinks:write", "alarm_rules:write", "audit:read"]),
   Admin: new Set(PERMISSIONS),
   Copilot: new Set([...VIEW, "suggest:write"]),
 };
@@ -81,6 +82,14 @@ export const ROUTE_PERMISSIONS: Record<string, RouteRule> = {
   "POST /api/v1/alarms/:id/ack": "alarms:ack",
   "POST /api/v1/alarms/:id/suppress": "alarms:ack",
   "POST /api/v1/alarms/:id/unsuppress": "alarms:ack",
+
+  // Reading rules is part of viewing alarms; changing them is engineering, like pipelines.
+  "GET /api/v1/alarm-rules": "alarms:read",
+  "POST /api/v1/alarm-rules": "alarm_rules:write",
+  "GET /api/v1/alarm-rules/:id": "alarms:read",
+  "PUT /api/v1/alarm-rules/:id": "alarm_rules:write",
+  "DELETE /api/v1/alarm-rules/:id": "alarm_rules:write",
+  "GET /api/v1/alarm-rules/:id/versions": "alarms:read",
 
   // Web UI (src/api/ui.ts, views/): pages, htmx partials, live streams and the assets they load.
   "GET /assets/htmx.min.js": PUBLIC,

@@ -2,10 +2,12 @@
 import journal from "../../migrations/meta/_journal.json" with { type: "json" };
 import m0 from "../../migrations/0000_init.sql" with { type: "text" };
 import m1 from "../../migrations/0001_alarms.sql" with { type: "text" };
+import m2 from "../../migrations/0002_alarm_rules.sql" with { type: "text" };
 
 export const migrationJournal = journal;
 /** Migration SQL text by journal tag, byte-identical to the files on disk. */
 export const migrationSql: Readonly<Record<string, string>> = {
   "0000_init": m0,
   "0001_alarms": m1,
+  "0002_alarm_rules": m2,
 };

@@ -2,6 +2,8 @@ import { and, desc, eq, lt, sql, type SQL } from "drizzle-orm";
 import type { Db } from "./client.ts";
 import { type Diff, diffObjects } from "./diff.ts";
 import {
+  type AlarmRuleRow,
+  alarmRules,
   type AuditEntry,
   auditLog,
   configVersions,
@@ -12,6 +14,7 @@ import {
   type Pipeline,
   type PipelineRuntime,
   pipelines,
+  type VersionedResource,
 } from "./schema.ts";
 
 // Every function takes `Db`; a transaction handle from `db.transaction(tx => …)` works as well.
@@ -44,8 +47,9 @@ export class VersionConflictError extends Error {
     readonly resourceId: string,
     readonly expected: number,
     readonly actual: number,
+    readonly resourceType: VersionedResource = "pipeline",
   ) {
-    super(`pipeline ${resourceId} is at version ${actual}, expected ${expected}`);
+    super(`${resourceType.replace("_", " ")} ${resourceId} is at version ${actual}, expected ${expected}`);
     this.name = "VersionConflictError";
   }
 }
@@ -187,7 +191,7 @@ export async function deletePipelineVersioned(db: Db, id: string, actor: string,
   });
 }
 
-export async function listConfigVersions(db: Db, resourceType: "pipeline" | "gateway" | "sink", resourceId: string) {
+export async function listConfigVersions(db: Db, resourceType: VersionedResource, resourceId: string) {
   return db
     .select()
     .from(configVersions)
@@ -197,4 +201,120 @@ export async function listConfigVersions(db: Db, resourceType: "pipeline" | "gat
 
 export async function listGateways(db: Db): Promise<Gateway[]> {
   return db.select().from(gateways).orderBy(gateways.id);
+}
+
+export async function listAlarmRules(db: Db, opts: { gatewayId?: string } = {}): Promise<AlarmRuleRow[]> {
+  const where = opts.gatewayId === undefined ? undefined : eq(alarmRules.gatewayId, opts.gatewayId);
+  return db.select().from(alarmRules).where(where).orderBy(alarmRules.id);
+}
+
+export async function getAlarmRule(db: Db, id: string): Promise<AlarmRuleRow | undefined> {
+  const [row] = await db.select().from(alarmRules).where(eq(alarmRules.id, id));
+  return row;
+}
+
+export interface AlarmRuleInput {
+  id: string;
+  gatewayId: string;
+  /** The rule as validated by `parseAlarmRule` (src/streams/alarms/rules.ts), `id` included. */
+  rule: JsonObject;
+}
+
+export interface AlarmRuleUpsertResult {
+  row: AlarmRuleRow;
+  /** false when the input matched the stored rule: nothing was written. */
+  changed: boolean;
+  changes: Diff;
+}
+
+/** The versioned part of an alarm rule: what config_versions stores and audit diffs cover. */
+const alarmRuleDefinition = (r: Pick<AlarmRuleRow, "gatewayId" | "rule">) => ({ gatewayId: r.gatewayId, rule: r.rule });
+
+const lockAlarmRule = (db: Db, id: string) => db.execute(sql`select pg_advisory_xact_lock(hashtext(${`alarm_rule:${id}`}))`);
+
+/**
+ * Creates or replaces an alarm rule the way `upsertPipelineVersioned` does a pipeline: one
+ * transaction, `version` bumped, a config_versions snapshot, an `alarm_rule.create|update` audit row
+ * diffing old against new; unchanged input is a no-op; `expectedVersion` (0 = must not exist)
+ * throws VersionConflictError on a mismatch.
+ */
+export async function upsertAlarmRuleVersioned(
+  db: Db,
+  input: AlarmRuleInput,
+  actor: string,
+  ip?: string | null,
+  opts: { comment?: string; expectedVersion?: number } = {},
+): Promise<AlarmRuleUpsertResult> {
+  return db.transaction(async (tx) => {
+    await lockAlarmRule(tx, input.id);
+    const old = await getAlarmRule(tx, input.id);
+    if (opts.expectedVersion !== undefined && opts.expectedVersion !== (old?.version ?? 0)) {
+      throw new VersionConflictError(input.id, opts.expectedVersion, old?.version ?? 0, "alarm_rule");
+    }
+    const next = alarmRuleDefinition(input);
+    if (old && Object.keys(diffObjects(alarmRuleDefinition(old), next)).length === 0) {
+      return { row: old, changed: false, changes: {} };
+    }
+    const version = (old?.version ?? 0) + 1;
+    const [row] = old
+      ? await tx.update(alarmRules).set({ ...next, version }).where(eq(alarmRules.id, input.id)).returning()
+      : await tx.insert(alarmRules).values({ id: input.id, ...next, version }).returning();
+    if (!row) throw new Error(`alarm rule ${input.id}: write returned no row`);
+    await tx.insert(configVersions).values({ resourceType: "alarm_rule", resourceId: row.id, version, config: next, createdBy: actor, comment: opts.comment ?? null });
+    const changes = diffObjects(old ? { ...alarmRuleDefinition(old), version: old.version } : null, { ...next, version });
+    await appendAudit(tx, { actor, action: old ? "alarm_rule.update" : "alarm_rule.create", resourceType: "alarm_rule", resourceId: row.id, changes, ip: ip ?? null });
+    return { row, changed: true, changes };
+  });
+}
+
+/**
+ * Deletes an alarm rule (its versions stay as history) with an `alarm_rule.delete` audit row, in one
+ * transaction. undefined: no such rule. `expectedVersion` is checked under the same lock.
+ */
+export async function deleteAlarmRuleVersioned(
+  db: Db,
+  id: string,
+  actor: string,
+  ip?: string | null,
+  opts: { expectedVersion?: number } = {},
+): Promise<AlarmRuleRow | undefined> {
+  return db.transaction(async (tx) => {
+    await lockAlarmRule(tx, id);
+    const old = await getAlarmRule(tx, id);
+    if (!old) return undefined;
+    if (opts.expectedVersion !== undefined && opts.expectedVersion !== old.version) {
+      throw new VersionConflictError(id, opts.expectedVersion, old.version, "alarm_rule");
+    }
+    await tx.delete(alarmRules).where(eq(alarmRules.id, id));
+    await appendAudit(tx, {
+      actor,
+      action: "alarm_rule.delete",
+      resourceType: "alarm_rule",
+      resourceId: id,
+      changes: diffObjects({ ...alarmRuleDefinition(old), version: old.version }, null),
+      ip: ip ?? null,
+    });
+    return old;
+  });
+}
+
+/**
+ * Stores `rules` for a gateway that has never had alarm rules in this DB (no version history), so a
+ * rules file seeds a fresh DB once, and rules deleted through the API do not come back on the next
+ * start. Returns how many were stored (0 when the gateway already had history).
+ */
+export async function importAlarmRulesOnce(db: Db, gatewayId: string, rules: AlarmRuleInput["rule"][], actor: string): Promise<number> {
+  return db.transaction(async (tx) => {
+    await tx.execute(sql`select pg_advisory_xact_lock(hashtext(${`alarm_rules_import:${gatewayId}`}))`);
+    const [history] = await tx
+      .select({ id: configVersions.id })
+      .from(configVersions)
+      .where(and(eq(configVersions.resourceType, "alarm_rule"), sql`${configVersions.config}->>'gatewayId' = ${gatewayId}`))
+      .limit(1);
+    if (history) return 0;
+    for (const rule of rules) {
+      await upsertAlarmRuleVersioned(tx, { id: String(rule.id), gatewayId, rule }, actor, null, { comment: "imported from streams.alarm_rules_file" });
+    }
+    return rules.length;
+  });
 }

@@ -25,7 +25,8 @@ import type { Diff } from "./diff.ts";
 
 export type JsonObject = Record<string, unknown>;
 export type PipelineRuntime = "process" | "docker";
-export type VersionedResource = "pipeline" | "gateway" | "sink";
+export const VERSIONED_RESOURCES = ["pipeline", "gateway", "sink", "alarm_rule"] as const;
+export type VersionedResource = (typeof VERSIONED_RESOURCES)[number];
 export type UserRole = "Operator" | "Engineer" | "Admin" | "Copilot";
 export type UserKind = "human" | "service";
 
@@ -150,8 +151,29 @@ export const configVersions = pgTable(
   },
   (t) => [
     unique("config_versions_resource_version_unique").on(t.resourceType, t.resourceId, t.version),
-    check("config_versions_resource_type_check", inList(t.resourceType, ["pipeline", "gateway", "sink"])),
+    check("config_versions_resource_type_check", inList(t.resourceType, VERSIONED_RESOURCES)),
   ],
+);
+
+/**
+ * Alarm rules of a gateway (src/streams/alarms/rules.ts, `AlarmRuleSchema`), versioned and audited like
+ * pipelines. The control plane publishes them to the compacted `_gateway.alarm_rules` topic, which is
+ * what evaluators read: they keep running while this DB is away.
+ */
+export const alarmRules = pgTable(
+  "alarm_rules",
+  {
+    id: text("id").primaryKey(), // = the rule's id
+    gatewayId: text("gateway_id")
+      .notNull()
+      .references(() => gateways.id),
+    /** The rule as the API and the rules file write it, `id` included. */
+    rule: jsonb("rule").$type<JsonObject>().notNull(),
+    version: integer("version").notNull().default(1),
+    createdAt: createdAt(),
+    updatedAt: updatedAt(),
+  },
+  (t) => [index("alarm_rules_gateway_id_idx").on(t.gatewayId)],
 );
 
 export const users = pgTable(
@@ -219,5 +241,6 @@ export type NewAuditEntry = typeof auditLog.$inferInsert;
 export type SchemaRow = typeof schemas.$inferSelect;
 export type ConfigVersion = typeof configVersions.$inferSelect;
 export type User = typeof users.$inferSelect;
+export type AlarmRuleRow = typeof alarmRules.$inferSelect;
 export type AlarmRow = typeof alarms.$inferSelect;
 export type NewAlarmRow = typeof alarms.$inferInsert;

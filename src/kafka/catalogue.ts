@@ -60,6 +60,8 @@ export const TOPIC_CATALOGUE: readonly TopicSpec[] = [
   // Alarms. Commands are keyed asset_id/parameter and partitioned like telemetry.clean, so each reaches the evaluator partition that owns the alarm.
   { name: "alarms.commands", partitions: DATA_PARTITIONS, configs: retention(7 * DAY_MS), description: "Operator alarm commands (ack, suppress, unsuppress) from the API" },
   { name: "_gateway.alarms.changelog", partitions: DATA_PARTITIONS, configs: changelog(), description: "Alarm evaluator state per tag (conditions, open alarms)" },
+  // Every evaluator reads all of it: one partition, latest rule per key (a tombstone deletes).
+  { name: "_gateway.alarm_rules", partitions: SMALL_PARTITIONS, configs: compacted(), description: "Alarm rules from the control DB, key rule id, for the evaluators" },
   // Alert routing runs as one active instance (dedup and digests need every alarm in one state): one partition each.
   { name: "_gateway.alerts.changelog", partitions: SMALL_PARTITIONS, configs: changelog(), description: "Alert router state (tracked alarms, dedup, pending deliveries, digests)" },
   { name: "_gateway.alerts.deliveries", partitions: SMALL_PARTITIONS, configs: retention(7 * DAY_MS), description: "Delivery jobs from the router to the sender (action refs, no secrets)" },

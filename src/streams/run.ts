@@ -3,7 +3,7 @@ import type { Registry } from "prom-client";
 import type { KafkaConnection } from "../kafka/connection.ts";
 import type { Logger } from "../log/logger.ts";
 import { createAggregateWorker } from "./aggregate/worker.ts";
-import { loadAlarmRulesFile } from "./alarms/rules.ts";
+import { alarmRuleDefaultsOf, loadAlarmRules, loadAlarmRulesFile } from "./alarms/rules.ts";
 import { createAlarmWorker } from "./alarms/worker.ts";
 import { loadRoutingConfigFile } from "./alert-router/config.ts";
 import { createAlertSender } from "./alert-router/sender.ts";
@@ -22,7 +22,7 @@ export interface StreamWorkersOptions {
   instanceId: string;
   rulesFile?: string | undefined;
   topicPrefix?: string;
-  /** Alarm rules YAML; without it the alarm evaluator is not started. */
+  /** Alarm rules YAML: the evaluator takes its set-wide settings from it (the rules come from the control DB, over Kafka). */
   alarmRulesFile?: string | undefined;
   /** Alert routing YAML; without it neither the router nor the sender is started. */
   alertRulesFile?: string | undefined;
@@ -47,19 +47,14 @@ export async function startStreamWorkers(options: StreamWorkersOptions): Promise
   const common = { connection: options.connection, instanceId: options.instanceId, namespace };
   // Config errors surface here, before anything starts, with the file and path named.
   const routing = options.alertRulesFile ? loadRoutingConfigFile(options.alertRulesFile, { secrets_dir: options.alertSecretsDir }) : undefined;
-  const alarmRules = options.alarmRulesFile ? loadAlarmRulesFile(options.alarmRulesFile) : undefined;
+  const alarmRuleDefaults = alarmRuleDefaultsOf(options.alarmRulesFile ? loadAlarmRulesFile(options.alarmRulesFile) : loadAlarmRules({}));
   for (const name of options.workers) {
     const log = options.log.child({ worker: name });
     let worker: Running;
     if (name === "quality") worker = createQualityWorker({ ...common, rules: loadQualityRules(options.rulesFile), log });
     else if (name === "aggregate") worker = createAggregateWorker({ ...common, log });
-    else if (name === "alarms") {
-      if (!alarmRules) {
-        log.info("no streams.alarm_rules_file: alarm evaluator not started");
-        continue;
-      }
-      worker = createAlarmWorker({ ...common, rules: alarmRules, log });
-    } else {
+    else if (name === "alarms") worker = createAlarmWorker({ ...common, ruleDefaults: alarmRuleDefaults, log });
+    else {
       if (!routing) {
         log.info("no streams.alert_rules_file: alert routing not started");
         continue;

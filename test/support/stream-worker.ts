@@ -4,7 +4,7 @@
  * files those workers need (the CLI passes only the quality rules).
  *
  *   bun test/support/stream-worker.ts <worker,worker…> --topic-prefix P --instance I
- *   env: ALARM_RULES_FILE, ALERT_RULES_FILE, ALERT_RETRY_BUDGET_MS, GATEWAY_KAFKA__BOOTSTRAP_SERVERS, LOG_LEVEL
+ *   env: ALARM_RULES_FILE (set-wide settings; rules come from the topic), ALERT_RULES_FILE, ALERT_RETRY_BUDGET_MS, GATEWAY_KAFKA__BOOTSTRAP_SERVERS, LOG_LEVEL
  */
 import { parseArgs } from "node:util";
 import { connectionFromBootstrap } from "../../src/kafka/connection.ts";

@@ -1,6 +1,7 @@
 import { Elysia, t } from "elysia";
 import { DeclaredPipelineSchema } from "../../config/schema.ts";
 import { ApiError } from "../errors.ts";
+import { etag, expectedVersion } from "../etag.ts";
 import { actorOf } from "../principal.ts";
 import type { PipelineService } from "./service.ts";
 
@@ -8,16 +9,6 @@ const Pagination = t.Object({
   limit: t.Optional(t.Integer({ minimum: 1, maximum: 500, default: 50 })),
   offset: t.Optional(t.Integer({ minimum: 0, default: 0 })),
 });
-
-const etag = (version: number) => `"${version}"`;
-
-/** If-Match carries the version the client last saw; a stale one gets 412 instead of overwriting. */
-function expectedVersion(header: string | null): number | undefined {
-  if (!header || header === "*") return undefined;
-  const match = header.match(/^(?:W\/)?"(\d+)"$/);
-  if (!match) throw new ApiError(400, "bad_if_match", `If-Match must be an ETag like "3", got ${header}`);
-  return Number(match[1]);
-}
 
 export function pipelineRoutes(service: PipelineService) {
   return new Elysia({ prefix: "/api/v1/pipelines", detail: { tags: ["pipelines"] } })

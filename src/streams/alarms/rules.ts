@@ -1,6 +1,8 @@
 /**
- * Alarm rules: which readings raise which alarms. Loaded from YAML/JSON now, stored in the control DB
- * later; the schema is the contract either way.
+ * Alarm rules: which readings raise which alarms. The rules live in the control DB (API
+ * /api/v1/alarm-rules, one `AlarmRuleSchema` each) and reach evaluators over the `_gateway.alarm_rules`
+ * topic; a YAML/JSON file (`streams.alarm_rules_file`) gives the set-wide settings and the rules a
+ * fresh DB starts with. The schema is the contract everywhere.
  *
  * ```yaml
  * on_delay_s: 0                       # set-wide defaults (shown)
@@ -245,6 +247,48 @@ export function renderMessage(template: string, fields: Partial<Record<(typeof T
     .trim();
 }
 
+/** What the schema cannot say about one rule; paths start with `at` ("" for a rule on its own). */
+function ruleErrors(rule: AlarmRule, at: string): FieldError[] {
+  const errors: FieldError[] = [];
+  const path = (field: string) => (at ? `${at}.${field}` : field);
+  if (!LIMITS.some((l) => limitOf(rule, l) !== undefined)) {
+    errors.push({ path: at || "(root)", message: "sets no limit: give high_high, high, low, low_low or rate_of_change" });
+  }
+  // Thresholds must be ordered low_low < low < high < high_high (among those given).
+  const order = (["low_low", "low", "high", "high_high"] as const).filter((l) => limitOf(rule, l) !== undefined);
+  for (let k = 1; k < order.length; k++) {
+    const lo = order[k - 1]!;
+    const hi = order[k]!;
+    const a = limitOf(rule, lo)!.value;
+    const b = limitOf(rule, hi)!.value;
+    if (!(a < b)) errors.push({ path: path(hi), message: `must be above ${lo} (${a}), got ${b}` });
+  }
+  const roc = rule.rate_of_change;
+  if (roc) {
+    const db = roc.deadband ?? 0;
+    if (db >= roc.max_change_per_s) {
+      errors.push({ path: path("rate_of_change.deadband"), message: `must be below max_change_per_s (${roc.max_change_per_s}) or the alarm could never clear, got ${db}` });
+    }
+  }
+  const types = new Map<string, LimitKind>();
+  for (const l of LIMITS) {
+    const lim = limitOf(rule, l);
+    if (!lim) continue;
+    const type = lim.type ?? l;
+    const other = types.get(type);
+    if (other) errors.push({ path: path(`${l}.type`), message: `repeats the type ${JSON.stringify(type)} of ${other}; alerts are deduplicated by (asset_id, type), so each limit needs its own` });
+    else types.set(type, l);
+    if (lim.message !== undefined) {
+      for (const m of lim.message.matchAll(/\{([^}]*)\}/g)) {
+        if (!(TEMPLATE_FIELDS as readonly string[]).includes(m[1]!)) {
+          errors.push({ path: path(`${l}.message`), message: `unknown placeholder {${m[1]}}; use {${TEMPLATE_FIELDS.join("}, {")}}` });
+        }
+      }
+    }
+  }
+  return errors;
+}
+
 function semanticErrors(set: AlarmRuleSet): FieldError[] {
   const errors: FieldError[] = [];
   const ids = new Map<string, number>();
@@ -254,43 +298,36 @@ function semanticErrors(set: AlarmRuleSet): FieldError[] {
     const first = ids.get(id);
     if (first !== undefined) errors.push({ path: rule.id !== undefined ? `${at}.id` : at, message: `repeats the id ${JSON.stringify(id)} of rules[${first}]; give each rule its own id` });
     else ids.set(id, i);
-    if (!LIMITS.some((l) => limitOf(rule, l) !== undefined)) {
-      errors.push({ path: at, message: "sets no limit: give high_high, high, low, low_low or rate_of_change" });
-    }
-    // Thresholds must be ordered low_low < low < high < high_high (among those given).
-    const order = (["low_low", "low", "high", "high_high"] as const).filter((l) => limitOf(rule, l) !== undefined);
-    for (let k = 1; k < order.length; k++) {
-      const lo = order[k - 1]!;
-      const hi = order[k]!;
-      const a = limitOf(rule, lo)!.value;
-      const b = limitOf(rule, hi)!.value;
-      if (!(a < b)) errors.push({ path: `${at}.${hi}`, message: `must be above ${lo} (${a}), got ${b}` });
-    }
-    const roc = rule.rate_of_change;
-    if (roc) {
-      const db = roc.deadband ?? 0;
-      if (db >= roc.max_change_per_s) {
-        errors.push({ path: `${at}.rate_of_change.deadband`, message: `must be below max_change_per_s (${roc.max_change_per_s}) or the alarm could never clear, got ${db}` });
-      }
-    }
-    const types = new Map<string, LimitKind>();
-    for (const l of LIMITS) {
-      const lim = limitOf(rule, l);
-      if (!lim) continue;
-      const type = lim.type ?? l;
-      const other = types.get(type);
-      if (other) errors.push({ path: `${at}.${l}.type`, message: `repeats the type ${JSON.stringify(type)} of ${other}; alerts are deduplicated by (asset_id, type), so each limit needs its own` });
-      else types.set(type, l);
-      if (lim.message !== undefined) {
-        for (const m of lim.message.matchAll(/\{([^}]*)\}/g)) {
-          if (!(TEMPLATE_FIELDS as readonly string[]).includes(m[1]!)) {
-            errors.push({ path: `${at}.${l}.message`, message: `unknown placeholder {${m[1]}}; use {${TEMPLATE_FIELDS.join("}, {")}}` });
-          }
-        }
-      }
-    }
+    errors.push(...ruleErrors(rule, at));
   });
   return errors;
+}
+
+/**
+ * One rule on its own (an API body, a record of the rules topic): the same schema and checks as a
+ * rule in a file, with paths relative to the rule. The result always carries its `id`.
+ */
+export function parseAlarmRule(input: unknown, source = "alarm rule"): AlarmRule & { id: string } {
+  const rule = parseWithSchema(AlarmRuleSchema, input, source);
+  const errors = ruleErrors(rule, "");
+  if (errors.length > 0) throw new ConfigError(source, errors);
+  return { ...rule, id: ruleId(rule) };
+}
+
+/** The set-wide settings: what a rule, then a limit, may override. */
+export type AlarmRuleDefaults = Omit<AlarmRuleSet, "rules">;
+
+/**
+ * A rule set from set-wide settings and rules stored one by one. Stored rules have no file order,
+ * so ties in precedence go to the rule whose id sorts first.
+ */
+export function alarmRuleSetOf(defaults: AlarmRuleDefaults, rules: Iterable<AlarmRule>): AlarmRuleSet {
+  return { ...defaults, rules: [...rules].sort((a, b) => (ruleId(a) < ruleId(b) ? -1 : ruleId(a) > ruleId(b) ? 1 : 0)) };
+}
+
+/** The settings of a rule set without its rules. */
+export function alarmRuleDefaultsOf({ rules: _rules, ...defaults }: AlarmRuleSet): AlarmRuleDefaults {
+  return defaults;
 }
 
 /** Parses YAML text or an already parsed object; throws ConfigError naming every bad path. */

@@ -1,7 +1,6 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { mkdtempSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { DEFAULT_RULE_SETTINGS, publishAlarmRules } from "../../../test/support/alarm-rules.ts";
 import { KAFKA_BOOTSTRAP, kafkaConnection, kafkaUp } from "../../../test/support/services.ts";
 import { KafkaAdmin } from "../../kafka/admin.ts";
 import { topicSpec } from "../../kafka/catalogue.ts";
@@ -24,7 +23,7 @@ const RULES = {
     { id: "temp", asset_id: "*", parameter: "temp", high_high: 90, high: { value: 80, deadband: 2 }, on_delay_s: 2 },
   ],
 };
-const TOPICS = ["telemetry.clean", "alarms.commands", "alarms.raw", "_gateway.alarms.changelog"];
+const TOPICS = ["telemetry.clean", "alarms.commands", "alarms.raw", "_gateway.alarms.changelog", "_gateway.alarm_rules"];
 
 function reading(asset: string, parameter: string, value: number, t: number): ReadingInput & Record<string, unknown> {
   const at = new Date(t).toISOString();
@@ -33,7 +32,10 @@ function reading(asset: string, parameter: string, value: number, t: number): Re
 const readingRecord = (prefix: string, r: ReadingInput) => ({ topic: `${prefix}telemetry.clean`, key: `${r.asset_id}/${r.parameter}`, value: JSON.stringify(r) });
 
 async function createTopics(admin: KafkaAdmin, prefix: string): Promise<string[]> {
-  for (const name of TOPICS) await admin.createTopic(prefix + name, PARTITIONS, topicSpec(name).configs);
+  for (const name of TOPICS) {
+    const spec = topicSpec(name);
+    await admin.createTopic(prefix + name, spec.partitions === 1 ? 1 : PARTITIONS, spec.configs);
+  }
   return TOPICS.map((t) => prefix + t);
 }
 
@@ -81,8 +83,8 @@ describe.skipIf(!kafkaUp)("alarm evaluator worker against real Kafka", () => {
     const prefix = `alw${Date.now().toString(36)}.`;
     created.push(...(await createTopics(admin, prefix)));
     const producer = new ReliableProducer(kafkaConnection(), "test");
-    const rules = loadAlarmRules(RULES);
-    const start = () => createAlarmWorker({ connection: kafkaConnection(), rules, log, instanceId: "t1", namespace: topicNamespace(prefix), tickMs: 200 });
+    await publishAlarmRules(prefix, RULES.rules);
+    const start = () => createAlarmWorker({ connection: kafkaConnection(), ruleDefaults: DEFAULT_RULE_SETTINGS, log, instanceId: "t1", namespace: topicNamespace(prefix), tickMs: 200 });
     let worker = start();
     await worker.start();
     try {
@@ -121,9 +123,7 @@ describe.skipIf(!kafkaUp)("alarm evaluator worker against real Kafka", () => {
   test("kill -9 at random points: alarms.raw equals an uninterrupted pure run, no duplicates, nothing missing", async () => {
     const prefix = `alk${Date.now().toString(36)}.`;
     created.push(...(await createTopics(admin, prefix)));
-    const dir = mkdtempSync(join(tmpdir(), "alarm-rules-"));
-    const rulesFile = join(dir, "alarms.yaml");
-    writeFileSync(rulesFile, JSON.stringify(RULES));
+    await publishAlarmRules(prefix, RULES.rules);
     // 12 tags, 60 samples each: pressure swings through high and low, temperature through the on-delay band.
     const base = Date.parse("2026-01-01T00:00:00Z");
     const records = [];
@@ -136,7 +136,7 @@ describe.skipIf(!kafkaUp)("alarm evaluator worker against real Kafka", () => {
     const spawn = () =>
       Bun.spawn([process.execPath, "test/support/stream-worker.ts", "alarms", "--topic-prefix", prefix, "--instance", "k1"], {
         cwd: repo,
-        env: { ...process.env, GATEWAY_KAFKA__BOOTSTRAP_SERVERS: KAFKA_BOOTSTRAP, ALARM_RULES_FILE: rulesFile, LOG_LEVEL: "error" },
+        env: { ...process.env, GATEWAY_KAFKA__BOOTSTRAP_SERVERS: KAFKA_BOOTSTRAP, LOG_LEVEL: "error" },
         stdout: "ignore",
         stderr: "ignore",
       });

@@ -5,7 +5,8 @@ import type { OutgoingRecord } from "../../kafka/producer.ts";
 import type { Logger } from "../../log/logger.ts";
 import { topicNamespace, type TopicNamespace } from "../namespace.ts";
 import { applyAlarmCommand, createAlarmEngine, evaluateReading, restoreAlarmEngineFromChanges, takeAlarmEngineChanges, tickAlarmEngine, toAlarmRecord, type AlarmEngineState } from "./evaluator.ts";
-import type { AlarmRuleSet } from "./rules.ts";
+import { followAlarmRules } from "./rule-follower.ts";
+import type { AlarmRuleDefaults, AlarmRuleSet } from "./rules.ts";
 
 export const ALARMS_GROUP = "gateway-alarms";
 export const ALARMS_CHANGELOG = "_gateway.alarms.changelog";
@@ -15,7 +16,8 @@ const DEFAULT_TICK_MS = 1000;
 
 export interface AlarmWorkerOptions {
   connection: KafkaConnection;
-  rules: AlarmRuleSet;
+  /** Set-wide settings (streams.alarm_rules_file); the rules themselves come from `_gateway.alarm_rules`. */
+  ruleDefaults: AlarmRuleDefaults;
   log: Logger;
   instanceId: string;
   namespace?: TopicNamespace;
@@ -25,14 +27,48 @@ export interface AlarmWorkerOptions {
   tickMs?: number;
 }
 
+export interface AlarmWorker {
+  start(): Promise<void>;
+  stop(): Promise<void>;
+}
+
 /**
  * The alarm evaluator, exactly once: telemetry.clean and operator commands (alarms.commands, keyed
  * like the readings so a command reaches the partition that owns its alarm) → alarm transitions on
  * alarms.raw, with the engine state per tag in a compacted changelog written in the same
  * transaction. A tick on the wall clock ends timed suppressions while no readings arrive.
+ *
+ * Rules follow the `_gateway.alarm_rules` topic while running: each batch is evaluated with the set
+ * as it is then, and conditions of unchanged rules keep their state. Exactly-once covers the outputs
+ * for the rules in force; a batch replayed after a crash uses the rules of the replay.
  */
-export function createAlarmWorker(options: AlarmWorkerOptions): TransactionalProcessor {
+export function createAlarmWorker(options: AlarmWorkerOptions): AlarmWorker {
   const ns = options.namespace ?? topicNamespace();
+  const rules = followAlarmRules({ connection: options.connection, namespace: ns, defaults: options.ruleDefaults, log: options.log });
+  const processor = createProcessor(options, ns, rules.current);
+  let stopped = false;
+  let processorStart: Promise<void> | undefined;
+  const startProcessor = () => {
+    if (!stopped) processorStart = processor.start();
+    return processorStart;
+  };
+  return {
+    async start() {
+      // Evaluating before the rules are in would clear every open alarm as "rule_removed".
+      if (await rules.start()) await startProcessor();
+      else void rules.loaded.then(startProcessor);
+    },
+    async stop() {
+      stopped = true;
+      await rules.stop();
+      if (!processorStart) return;
+      await processorStart;
+      await processor.stop();
+    },
+  };
+}
+
+function createProcessor(options: AlarmWorkerOptions, ns: TopicNamespace, currentRules: () => AlarmRuleSet): TransactionalProcessor {
   const now = options.now ?? Date.now;
   const engines = new Map<number, AlarmEngineState>();
   const changelog = ns.physical(ALARMS_CHANGELOG);
@@ -77,7 +113,7 @@ export function createAlarmWorker(options: AlarmWorkerOptions): TransactionalPro
         }
         if (ns.logical(record.topic) === READINGS) {
           try {
-            emit(evaluateReading(engine, body as Reading, options.rules));
+            emit(evaluateReading(engine, body as Reading, currentRules()));
           } catch (error) {
             // telemetry.clean is schema-checked upstream; one bad record must not stop the partition (replaying it would fail again).
             options.log.error({ err: (error as Error).message, partition: record.partition, offset: String(record.offset) }, "reading not evaluated; skipped");

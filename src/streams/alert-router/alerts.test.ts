@@ -5,6 +5,7 @@
  */
 import { afterAll, describe, expect, test } from "bun:test";
 import { Registry } from "prom-client";
+import { DEFAULT_RULE_SETTINGS, publishAlarmRules } from "../../../test/support/alarm-rules.ts";
 import { alarmsTestApp } from "../../../test/support/alarms-app.ts";
 import { ALERT_TOPICS, createPrefixedTopics, Plant, pdBrief, pdEvents, readJson, sendAlarms, waitFor } from "../../../test/support/alerts.ts";
 import { kafkaConnection, kafkaUp } from "../../../test/support/services.ts";
@@ -15,7 +16,6 @@ import { KafkaAdmin } from "../../kafka/admin.ts";
 import { ReliableProducer } from "../../kafka/producer.ts";
 import { createLogger } from "../../log/logger.ts";
 import type { AlarmEvent } from "../alarms/lifecycle.ts";
-import { loadAlarmRules } from "../alarms/rules.ts";
 import { ALARM_COMMANDS_TOPIC, createAlarmWorker } from "../alarms/worker.ts";
 import { topicNamespace } from "../namespace.ts";
 import { loadRules } from "../quality/rules.ts";
@@ -50,11 +50,11 @@ describe.skipIf(!kafkaUp)("alert routing end to end", () => {
     const pd = await startPagerDutyFake({ routingKeys: ["pd-ops"] });
     cleanup.push(() => pd.stop());
     const routing = loadRoutingConfig({ providers: { pagerduty: { base_url: pd.url } }, rules: [{ condition: { severity: "CRITICAL" }, actions: [{ type: "pagerduty", integration_key: "pd-ops" }] }] }, { env: {} });
-    const rules = loadAlarmRules({ rules: [{ asset_id: "reactor_*", parameter: "pressure", unit: "psi", high: { value: 200, type: "overpressure", severity: "CRITICAL" } }] });
+    await publishAlarmRules(prefix, [{ asset_id: "reactor_*", parameter: "pressure", unit: "psi", high: { value: 200, type: "overpressure", severity: "CRITICAL" } }]);
     const common = { connection: kafkaConnection(), log, instanceId: "e2e", namespace: ns };
     // The real chain: evaluator → alarms.raw → quality validator → alarms.clean → router → jobs → sender.
     await started(createQualityWorker({ ...common, rules: loadRules({}) }));
-    await started(createAlarmWorker({ ...common, rules, tickMs: 500 }));
+    await started(createAlarmWorker({ ...common, ruleDefaults: DEFAULT_RULE_SETTINGS, tickMs: 500 }));
     await started(createAlertRouterWorker({ ...common, config: routing, tickMs: 300 }));
     await started(new AlertSender({ ...common, config: routing }));
     const commands = new ReliableProducer(kafkaConnection(), "test-commands");
