@@ -156,6 +156,35 @@ export class KafkaAdmin {
     });
   }
 
+  /**
+   * The group's committed offsets ("topic:partition" -> next offset to read; absent when none), once
+   * no transaction that commits offsets for them is pending (OffsetFetch require_stable). A pending
+   * one makes the broker answer UNSTABLE_OFFSET_COMMIT, so this asks again until it is decided:
+   * committed by its producer, aborted, or timed out by the broker.
+   */
+  async stableCommittedOffsets(groupId: string, partitions: { topic: string; partition: number }[], timeoutMs = 90_000): Promise<Map<string, bigint>> {
+    const byTopic = new Map<string, number[]>();
+    for (const { topic, partition } of partitions) byTopic.set(topic, [...(byTopic.get(topic) ?? []), partition]);
+    const request = {
+      groups: [{ groupId, topics: [...byTopic].map(([name, partitionIndexes]) => ({ name, partitionIndexes })) }],
+      requireStable: true,
+    };
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      try {
+        const groups = await this.#admin.listConsumerGroupOffsets(request);
+        const out = new Map<string, bigint>();
+        for (const t of groups[0]?.topics ?? []) {
+          for (const p of t.partitions) if (p.committedOffset >= 0n) out.set(`${t.name}:${p.partitionIndex}`, p.committedOffset);
+        }
+        return out;
+      } catch (error) {
+        if (Date.now() > deadline) throw new Error(`committed offsets of group ${groupId} not stable within ${timeoutMs} ms: ${(error as Error).message}`);
+        await Bun.sleep(50);
+      }
+    }
+  }
+
   /** Offsets after the last record of each partition (the high watermark), for lag and tests. */
   async endOffsets(topic: string): Promise<Map<number, bigint>> {
     const counts = await this.partitionCounts([topic]);

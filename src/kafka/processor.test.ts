@@ -1,6 +1,8 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { Consumer, FetchIsolationLevels, MessagesStreamModes, ProduceAcks, Producer, stringDeserializers, stringSerializers, type Message } from "@platformatic/kafka";
 import { kafkaConnection, kafkaUp, uniqueName } from "../../test/support/services.ts";
 import { createLogger } from "../log/logger.ts";
+import { baseClientOptions } from "./connection.ts";
 import { KafkaAdmin } from "./admin.ts";
 import { TransactionalProcessor, type ConsumedRecord } from "./processor.ts";
 import { ReliableProducer } from "./producer.ts";
@@ -83,5 +85,55 @@ describe.skipIf(!kafkaUp)("transactional processor", () => {
     await admin.deleteTopics([backlogOutput]).catch(() => undefined);
     expect(Math.max(...sizes)).toBeLessThanOrEqual(150);
     expect(sizes.reduce((a, b) => a + b, 0)).toBe(COUNT);
+  });
+  test("a partition's new owner starts after the previous owner's last transaction, even while that one is still being committed", async () => {
+    const handover = uniqueName("test.proc.handover");
+    const handoverOut = uniqueName("test.proc.handover.out");
+    const groupId = uniqueName("test-proc-handover");
+    await admin.createTopic(handover, 1);
+    await admin.createTopic(handoverOut, 1);
+    const producer = new ReliableProducer(connection, "test");
+    await producer.send(Array.from({ length: 10 }, (_, i) => ({ topic: handover, key: "k", value: String(i) })));
+    await producer.close();
+
+    // The previous owner: reads 0-5, sends their outputs and commits offset 6 in a transaction,
+    // leaves the group, and only then completes the transaction (EndTxn), as a member does when
+    // it is revoked mid-commit.
+    const previous = new Consumer({ ...baseClientOptions(connection, "handover-old"), groupId, autocommit: false, isolationLevel: FetchIsolationLevels.READ_COMMITTED, deserializers: stringDeserializers });
+    const stream = await previous.consume({ topics: [handover], mode: MessagesStreamModes.EARLIEST, autocommit: false, maxWaitTime: 100 });
+    const read: Message<string, string, string, string>[] = [];
+    for await (const message of stream) {
+      read.push(message as Message<string, string, string, string>);
+      if (read.length === 6) break;
+    }
+    const zombie = new Producer({ ...baseClientOptions(connection, "handover-old-tx"), idempotent: true, acks: ProduceAcks.ALL, transactionalId: uniqueName("test-proc-handover-old"), producerId: -1n, producerEpoch: -1, serializers: stringSerializers, autocreateTopics: false });
+    const pending = await zombie.beginTransaction();
+    await pending.addConsumer(previous);
+    await pending.send({ messages: read.map((m) => ({ topic: handoverOut, key: m.key, value: `old:${m.value}` })) });
+    await pending.addOffset(read[5]!);
+    await stream.close();
+    await previous.close(true);
+
+    const outputs: string[] = [];
+    const processor = new TransactionalProcessor({
+      connection,
+      groupId,
+      transactionalId: uniqueName("test-proc-handover-new"),
+      inputTopics: [handover],
+      process: (batch) => batch.map((r) => ({ topic: handoverOut, key: r.key, value: `new:${r.value}` })),
+      onCommit: (records) => outputs.push(...records.map((r) => r.value as string)),
+      log,
+      maxBatch: 100,
+    });
+    await processor.start();
+    await Bun.sleep(1500);
+    await pending.commit();
+    await zombie.close();
+    await waitFor(() => outputs.length >= 4, 30_000);
+    await processor.stop();
+
+    const values = (await readTopic(connection, handoverOut, { until: 10, idleMs: 1000 })).map((r) => r.value);
+    expect(values).toEqual([...[0, 1, 2, 3, 4, 5].map((i) => `old:${i}`), ...[6, 7, 8, 9].map((i) => `new:${i}`)]);
+    await admin.deleteTopics([handover, handoverOut]).catch(() => undefined);
   });
 });

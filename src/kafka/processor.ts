@@ -12,6 +12,7 @@ import {
   type MessagesStream,
 } from "@platformatic/kafka";
 import type { Logger } from "../log/logger.ts";
+import { KafkaAdmin } from "./admin.ts";
 import { baseClientOptions, type KafkaConnection } from "./connection.ts";
 import type { OutgoingRecord } from "./producer.ts";
 import { readPartition } from "./reader.ts";
@@ -87,14 +88,16 @@ export function toConsumed(message: StringMessage): ConsumedRecord {
  * Consume-transform-produce with exactly-once output: records are read in read_committed mode,
  * outputs are produced in a transaction, and the input offsets are committed inside the same
  * transaction. Any failure aborts the transaction and restarts from the committed offsets, so an
- * output is never duplicated or lost. A rebalance needs no special path: a batch read under an old
- * generation fails its offset commit, which aborts it like any other failure.
+ * output is never duplicated or lost. On a rebalance, a batch read under an old generation fails its
+ * offset commit, which aborts it like any other failure; and a partition's new owner starts after the
+ * offsets of the previous owner's last transaction once that is decided (see #claimNewPartitions).
  */
 export class TransactionalProcessor {
   readonly #options: ProcessorOptions;
   readonly #maxBatch: number;
   readonly #maxWaitMs: number;
   #producer: Producer<string, string, string, string> | undefined;
+  #admin: KafkaAdmin | undefined;
   #consumer: Consumer<string, string, string, string> | undefined;
   #stream: MessagesStream<string, string, string, string> | undefined;
   #pending: StringMessage[] = [];
@@ -110,6 +113,8 @@ export class TransactionalProcessor {
    * processing it twice would, for example, flag it as a duplicate of itself.
    */
   #processedUpTo = new Map<string, bigint>();
+  /** "topic:partition" of the assignment whose committed offsets this session has taken into #processedUpTo. */
+  #claimed = new Set<string>();
   #ticker: ReturnType<typeof setInterval> | undefined;
   #ticking = false;
   committedBatches = 0;
@@ -122,6 +127,7 @@ export class TransactionalProcessor {
 
   async start(): Promise<void> {
     this.#producer = this.#createProducer();
+    this.#admin = new KafkaAdmin(this.#options.connection);
     try {
       await this.#openStream();
     } catch (error) {
@@ -142,10 +148,14 @@ export class TransactionalProcessor {
     if (this.#stopped || this.#restarting || !this.#stream || this.#pending.length > 0) return;
     let transaction: StringTransaction | undefined;
     try {
-      await this.#syncState();
-      const outputs = await this.#options.process([]);
-      if (outputs.length === 0) return;
       transaction = await this.#producer!.beginTransaction();
+      await this.#syncAssignment();
+      const outputs = await this.#options.process([]);
+      if (outputs.length === 0) {
+        // Nothing was added to it: dropped on the client, no round trip to the broker.
+        await transaction.cancel();
+        return;
+      }
       await transaction.send({ messages: outputs });
       await transaction.commit();
       this.#committed(outputs);
@@ -179,6 +189,7 @@ export class TransactionalProcessor {
     for (const partition of this.#restored) this.#options.state?.drop(partition);
     this.#restored.clear();
     this.#processedUpTo.clear();
+    this.#claimed.clear();
     await this.#options.onRestart?.();
     this.#consumer = new Consumer({
       ...baseClientOptions(connection, `${groupId}-consumer`),
@@ -229,11 +240,12 @@ export class TransactionalProcessor {
     stream.pause();
     let transaction: StringTransaction | undefined;
     try {
-      const owned = await this.#syncState();
-      const fresh = batch.filter((m) => m.offset > (this.#processedUpTo.get(`${m.topic}:${m.partition}`) ?? -1n));
-      const mine = owned ? fresh.filter((m) => owned(m)) : fresh;
-      const outputs = await this.#options.process(mine.map(toConsumed));
+      // Begun first: a restarted instance's first transaction fences its predecessor and aborts the
+      // transaction that one left open, which #syncAssignment may otherwise wait for.
       transaction = await this.#producer!.beginTransaction();
+      const owned = await this.#syncAssignment();
+      const mine = batch.filter((m) => owned(m) && m.offset > (this.#processedUpTo.get(`${m.topic}:${m.partition}`) ?? -1n));
+      const outputs = await this.#options.process(mine.map(toConsumed));
       await transaction.addConsumer(this.#consumer!);
       if (outputs.length > 0) await transaction.send({ messages: outputs });
       for (const last of lastPerPartition(mine)) await transaction.addOffset(last);
@@ -258,28 +270,56 @@ export class TransactionalProcessor {
   }
 
   /**
-   * Restores state for newly assigned partitions and drops it for revoked ones. Returns a filter
-   * for records of partitions this member still owns; the rest belong to the new owner.
+   * Takes up newly assigned partitions (their committed offsets, then their state) and lets go of
+   * revoked ones. Returns a filter for records of partitions this member still owns; the rest
+   * belong to the new owner.
    */
-  async #syncState(): Promise<((m: StringMessage) => boolean) | undefined> {
+  async #syncAssignment(): Promise<(m: StringMessage) => boolean> {
+    const assignments = this.#consumer?.assignments ?? [];
+    await this.#claimNewPartitions(assignments);
     const state = this.#options.state;
-    if (!state) return undefined;
-    const assignment = (this.#consumer?.assignments ?? []).find((a) => a.topic === state.followsTopic);
-    const assigned = new Set(assignment?.partitions ?? []);
-    for (const partition of this.#restored) {
-      if (!assigned.has(partition)) {
-        state.drop(partition);
-        this.#restored.delete(partition);
-        this.#processedUpTo.delete(`${state.followsTopic}:${partition}`);
+    if (state) {
+      const assigned = new Set(assignments.find((a) => a.topic === state.followsTopic)?.partitions ?? []);
+      for (const partition of this.#restored) {
+        if (!assigned.has(partition)) {
+          state.drop(partition);
+          this.#restored.delete(partition);
+        }
+      }
+      for (const partition of assigned) {
+        if (this.#restored.has(partition)) continue;
+        state.restore(partition, await readPartition(this.#options.connection, state.changelogTopic, partition));
+        this.#restored.add(partition);
       }
     }
-    for (const partition of assigned) {
-      if (this.#restored.has(partition)) continue;
-      state.restore(partition, await readPartition(this.#options.connection, state.changelogTopic, partition));
-      this.#restored.add(partition);
-    }
-    const ownedTopics = new Map((this.#consumer?.assignments ?? []).map((a) => [a.topic, new Set(a.partitions)]));
+    const ownedTopics = new Map(assignments.map((a) => [a.topic, new Set(a.partitions)]));
     return (m) => ownedTopics.get(m.topic)?.has(m.partition) ?? false;
+  }
+
+  /**
+   * The client fetches a new partition's start offset without require_stable, so while the previous
+   * owner's last transaction is still being committed it starts before that transaction's offsets,
+   * and would process those records a second time (against restored state that already holds them:
+   * a validator would send them all to the DLQ as duplicates of themselves). Asking again with
+   * require_stable waits until that transaction is decided; records at or below the answer are
+   * skipped. This runs before the changelog is read, so state and offsets come from the same point.
+   */
+  async #claimNewPartitions(assignments: { topic: string; partitions: number[] }[]): Promise<void> {
+    const current = new Set(assignments.flatMap((a) => a.partitions.map((p) => `${a.topic}:${p}`)));
+    for (const key of this.#claimed) {
+      if (current.has(key)) continue;
+      this.#claimed.delete(key);
+      this.#processedUpTo.delete(key);
+    }
+    const fresh = assignments.flatMap((a) => a.partitions.filter((p) => !this.#claimed.has(`${a.topic}:${p}`)).map((partition) => ({ topic: a.topic, partition })));
+    if (fresh.length === 0) return;
+    const committed = await this.#admin!.stableCommittedOffsets(this.#options.groupId, fresh);
+    for (const { topic, partition } of fresh) {
+      const key = `${topic}:${partition}`;
+      const next = committed.get(key);
+      if (next !== undefined && next - 1n > (this.#processedUpTo.get(key) ?? -1n)) this.#processedUpTo.set(key, next - 1n);
+      this.#claimed.add(key);
+    }
   }
 
   /** After the commit: a failing callback must not be taken for a failed transaction (and replay it). */
@@ -341,6 +381,7 @@ export class TransactionalProcessor {
     this.#stopped = true;
     await this.#closeConsumer();
     await this.#producer?.close().catch(() => undefined);
+    await this.#admin?.close().catch(() => undefined);
   }
 }
 
