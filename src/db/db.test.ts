@@ -20,15 +20,20 @@ import { type ControlDb, type Db, openDatabase } from "./client.ts";
 import { embeddedMigrations, migrateDatabase } from "./migrate.ts";
 import {
   appendAudit,
+  deleteAlarmRuleVersioned,
   ensureGateway,
+  getAlarmRule,
   getPipeline,
+  importAlarmRulesOnce,
+  listAlarmRules,
   listAudit,
   listPipelines,
   type PipelineInput,
+  upsertAlarmRuleVersioned,
   upsertPipelineVersioned,
   VersionConflictError,
 } from "./repo.ts";
-import { auditLog, configVersions, gateways, pipelines, schemas, sinks, users } from "./schema.ts";
+import { alarmRules, auditLog, configVersions, gateways, pipelines, schemas, sinks, users } from "./schema.ts";
 
 const MIGRATIONS_FOLDER = join(import.meta.dir, "../../migrations");
 const PG_URL = process.env.TEST_DATABASE_URL;
@@ -123,7 +128,7 @@ function controlDbSuite(makeDriver: () => Driver) {
     await cdb.ping();
     expect(await migrateDatabase(cdb)).toEqual({ applied: embeddedMigrations().length });
     expect(await migrateDatabase(cdb)).toEqual({ applied: 0 });
-    for (const table of [gateways, pipelines, sinks, auditLog, schemas, configVersions, users]) {
+    for (const table of [gateways, pipelines, sinks, auditLog, schemas, configVersions, users, alarmRules]) {
       expect(await db.$count(table)).toBe(0);
     }
   });
@@ -223,6 +228,62 @@ function controlDbSuite(makeDriver: () => Driver) {
     const audit = await listAudit(db, { resourceId: "pl-race" });
     expect(audit.map((a) => a.action)).toEqual(["pipeline.update", "pipeline.update", "pipeline.update", "pipeline.create"]);
     expect(await db.$count(configVersions, eq(configVersions.resourceId, "pl-race"))).toBe(4);
+  });
+
+  const overpressure = (over: Record<string, unknown> = {}) => ({ id: "well_pressure", asset_id: "well_*", parameter: "pressure", enabled: true, high: { value: 200, type: "overpressure" }, ...over });
+
+  test("alarm rules: versioned upsert, no-op, If-Match conflict, audited delete; config_versions takes alarm_rule and still refuses unknown types", async () => {
+    const created = await upsertAlarmRuleVersioned(db, { id: "well_pressure", gatewayId: "gateway-rig-alpha", rule: overpressure() }, "alice", "10.1.1.1");
+    expect(created).toMatchObject({ changed: true, row: { id: "well_pressure", gatewayId: "gateway-rig-alpha", version: 1, rule: overpressure() } });
+    const raised = overpressure({ high: { value: 210, type: "overpressure" } });
+    const updated = await upsertAlarmRuleVersioned(db, { id: "well_pressure", gatewayId: "gateway-rig-alpha", rule: raised }, "bob", null, { expectedVersion: 1 });
+    expect(updated.changes).toEqual({ "rule.high.value": { old: 200, new: 210 }, version: { old: 1, new: 2 } });
+    expect(await upsertAlarmRuleVersioned(db, { id: "well_pressure", gatewayId: "gateway-rig-alpha", rule: raised }, "bob")).toMatchObject({ changed: false, row: { version: 2 } });
+    await expect(upsertAlarmRuleVersioned(db, { id: "well_pressure", gatewayId: "gateway-rig-alpha", rule: overpressure() }, "eve", null, { expectedVersion: 1 })).rejects.toThrow(
+      "alarm rule well_pressure is at version 2, expected 1",
+    );
+    await expect(deleteAlarmRuleVersioned(db, "well_pressure", "eve", null, { expectedVersion: 1 })).rejects.toBeInstanceOf(VersionConflictError);
+    expect((await listAlarmRules(db, { gatewayId: "gateway-rig-alpha" })).map((r) => r.id)).toEqual(["well_pressure"]);
+    expect(await listAlarmRules(db, { gatewayId: "gateway-rig-beta" })).toEqual([]);
+    expect(await sqlState(db.insert(alarmRules).values({ id: "orphan", gatewayId: "nope", rule: {} }))).toBe("23503"); // FK
+
+    expect(await deleteAlarmRuleVersioned(db, "well_pressure", "carol", "10.2.2.2", { expectedVersion: 2 })).toMatchObject({ version: 2 });
+    expect(await getAlarmRule(db, "well_pressure")).toBeUndefined();
+    expect(await deleteAlarmRuleVersioned(db, "well_pressure", "carol")).toBeUndefined();
+
+    const versions = await db.select().from(configVersions).where(eq(configVersions.resourceType, "alarm_rule")).orderBy(configVersions.version);
+    expect(versions.map((v) => [v.resourceId, v.version, v.createdBy])).toEqual([
+      ["well_pressure", 1, "alice"],
+      ["well_pressure", 2, "bob"],
+    ]);
+    expect(versions[1]?.config).toEqual({ gatewayId: "gateway-rig-alpha", rule: raised });
+    const audit = await listAudit(db, { resourceType: "alarm_rule", resourceId: "well_pressure" });
+    expect(audit.map((a) => [a.action, a.actor, a.ip])).toEqual([
+      ["alarm_rule.delete", "carol", "10.2.2.2"],
+      ["alarm_rule.update", "bob", null],
+      ["alarm_rule.create", "alice", "10.1.1.1"],
+    ]);
+    expect(audit[0]?.changes).toMatchObject({ rule: { old: raised }, version: { old: 2 } });
+    expect(await sqlState(db.insert(configVersions).values({ resourceType: "dashboard" as "pipeline", resourceId: "x", version: 1, config: {}, createdBy: "x" }))).toBe("23514"); // check
+  });
+
+  test("alarm rules from a file seed a gateway once: not over rules it has, not again after they were deleted", async () => {
+    await ensureGateway(db, "gateway-seed", "edge");
+    const fileRules = [overpressure({ id: "a" }), overpressure({ id: "b" })];
+    expect(await importAlarmRulesOnce(db, "gateway-seed", fileRules, "config-file")).toBe(2);
+    expect((await listAlarmRules(db, { gatewayId: "gateway-seed" })).map((r) => [r.id, r.version])).toEqual([
+      ["a", 1],
+      ["b", 1],
+    ]);
+    expect(await importAlarmRulesOnce(db, "gateway-seed", [overpressure({ id: "c" })], "config-file")).toBe(0);
+    await deleteAlarmRuleVersioned(db, "a", "alice");
+    await deleteAlarmRuleVersioned(db, "b", "alice");
+    expect(await importAlarmRulesOnce(db, "gateway-seed", fileRules, "config-file")).toBe(0);
+    expect(await listAlarmRules(db, { gatewayId: "gateway-seed" })).toEqual([]);
+    // Another gateway's history does not count.
+    await ensureGateway(db, "gateway-seed-2", "edge");
+    expect(await importAlarmRulesOnce(db, "gateway-seed-2", [overpressure({ id: "z" })], "config-file")).toBe(1);
+    expect((await listAudit(db, { resourceId: "z" })).map((a) => [a.action, a.actor])).toEqual([["alarm_rule.create", "config-file"]]);
   });
 
   test("audit log: append, filter, limit, cursor", async () => {
