@@ -14,7 +14,7 @@ export async function publishAlarmRules(prefix: string, rules: unknown[]): Promi
     await producer.send(
       rules.map((raw) => {
         const rule = parseAlarmRule(raw);
-        return { topic: prefix + ALARM_RULES_TOPIC, key: rule.id, value: ruleRecordValue(rule, 1) };
+        return { topic: prefix + ALARM_RULES_TOPIC, key: rule.id, value: ruleRecordValue("test-gateway", rule, 1) };
       }),
     );
   } finally {

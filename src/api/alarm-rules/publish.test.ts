@@ -15,6 +15,7 @@ import { createLogger } from "../../log/logger.ts";
 import type { AlarmEvent } from "../../streams/alarms/lifecycle.ts";
 import { createAlarmWorker } from "../../streams/alarms/worker.ts";
 import { topicNamespace } from "../../streams/namespace.ts";
+import { ruleRecordValue } from "../../streams/alarms/rule-topic.ts";
 import { AlarmRulePublisher } from "./publisher.ts";
 
 const log = createLogger("test", "silent");
@@ -36,7 +37,7 @@ describe.skipIf(!kafkaUp)("alarm rules over Kafka", () => {
     return latest;
   };
 
-  test("the topic follows the DB: creates and changes sent once, a restart sends only what differs, a rule deleted meanwhile gets a tombstone", async () => {
+  test("the topic follows the DB: creates and changes sent once, a restart sends only what differs, a rule deleted meanwhile gets a tombstone, another gateway's rules stay", async () => {
     const prefix = `arp${Date.now().toString(36)}.`;
     created.push(...(await createPrefixedTopics(admin, prefix, ["_gateway.alarm_rules"])));
     const t = await testApp();
@@ -45,6 +46,9 @@ describe.skipIf(!kafkaUp)("alarm rules over Kafka", () => {
     const publisher = () => new AlarmRulePublisher({ db: () => t.db.db, connection: kafkaConnection(), gatewayId, log, namespace: topicNamespace(prefix) });
     const store = (id: string, value: number) => upsertAlarmRuleVersioned(t.db.db, { id, gatewayId, rule: { id, asset_id: "a", parameter: id, enabled: true, high: value } }, "test");
 
+    const neighbour = new ReliableProducer(kafkaConnection(), "test-neighbour");
+    await neighbour.send([{ topic: `${prefix}_gateway.alarm_rules`, key: "theirs", value: ruleRecordValue("another-gateway", { id: "theirs", asset_id: "b", parameter: "q", enabled: true, low: 1 }, 4) }]);
+    await neighbour.close();
     await store("p1", 10);
     await store("p2", 20);
     const first = publisher();
@@ -61,9 +65,10 @@ describe.skipIf(!kafkaUp)("alarm rules over Kafka", () => {
     expect(await second.syncNow()).toBe(2);
     await second.stop();
     const state = await topicState(prefix);
-    expect(state.get("p1")).toEqual({ version: 2, rule: { id: "p1", asset_id: "a", parameter: "p1", enabled: true, high: 11 } });
+    expect(state.get("p1")).toEqual({ gateway_id: gatewayId, version: 2, rule: { id: "p1", asset_id: "a", parameter: "p1", enabled: true, high: 11 } });
     expect(state.get("p2")).toBeNull();
     expect(state.get("p3")).toMatchObject({ version: 1, rule: { high: 30 } });
+    expect(state.get("theirs")).toMatchObject({ gateway_id: "another-gateway", version: 4 });
   }, 60_000);
 
   test("a rule created through the API raises at a running evaluator; updating and deleting it change what it does, without a restart", async () => {

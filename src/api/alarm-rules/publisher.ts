@@ -12,7 +12,8 @@ import type { AlarmRule } from "../../streams/alarms/rules.ts";
 const DEFAULT_INTERVAL_MS = 30_000;
 
 /**
- * Makes the `_gateway.alarm_rules` topic hold exactly this gateway's alarm rules from the control DB.
+ * Makes the `_gateway.alarm_rules` topic hold exactly this gateway's alarm rules from the control DB
+ * (records of other gateways on the same broker are left alone).
  * The DB is the truth and the topic a copy for the evaluators, which never need the DB: on start the
  * topic is read and only the differences are sent (new or changed rules, tombstones for rules gone),
  * after every API change at once, and periodically, so a change made while Kafka was down arrives
@@ -65,13 +66,13 @@ export class AlarmRulePublisher {
   async #syncOnce(): Promise<number> {
     const db = this.options.db();
     if (!db || this.#stopped) return 0;
-    const desired = new Map((await listAlarmRules(db, { gatewayId: this.options.gatewayId })).map((row) => [row.id, ruleRecordValue(row.rule as AlarmRule & { id: string }, row.version)]));
+    const desired = new Map((await listAlarmRules(db, { gatewayId: this.options.gatewayId })).map((row) => [row.id, ruleRecordValue(this.options.gatewayId, row.rule as AlarmRule & { id: string }, row.version)]));
     this.#published ??= await this.#readTopic();
     const changes = ruleTopicChanges(this.#published, desired);
     if (changes.length === 0) return 0;
     // A null value is a tombstone (the serializer writes it as a null record value).
     await this.#producer.send(changes.map((c) => ({ topic: this.#topic, key: c.key, value: c.value as string })));
-    for (const change of changes) applyRuleTopicRecord(this.#published, change);
+    for (const change of changes) applyRuleTopicRecord(this.#published, change, this.options.gatewayId);
     this.options.log.info({ topic: this.#topic, sent: changes.length, rules: desired.size }, "alarm rules published");
     return changes.length;
   }
@@ -80,7 +81,7 @@ export class AlarmRulePublisher {
     const latest = new Map<string, string>();
     for (let partition = 0; partition < topicSpec(ALARM_RULES_TOPIC).partitions; partition++) {
       for (const record of await readPartition(this.options.connection, this.#topic, partition)) {
-        applyRuleTopicRecord(latest, { key: record.key ?? "", value: record.value ?? null });
+        applyRuleTopicRecord(latest, { key: record.key ?? "", value: record.value ?? null }, this.options.gatewayId);
       }
     }
     return latest;

@@ -1,7 +1,10 @@
 /**
  * The `_gateway.alarm_rules` topic: how alarm rules travel from the control DB to every evaluator.
- * Compacted, key = rule id, value = `{ version, rule }`, a null value (tombstone) = the rule was
- * deleted. Pure: the publisher (src/api/alarm-rules/publisher.ts) and the follower
+ * Compacted, key = rule id, value = `{ gateway_id, version, rule }`, a null value (tombstone) = the
+ * rule was deleted. Evaluators apply every record: they share one consumer group per broker, so
+ * whichever evaluator holds a tag's partition must know every rule. A publisher only ever removes
+ * records of its own gateway, so appliances sharing a broker (tests, a demo) leave each other's
+ * rules alone. Pure: the publisher (src/api/alarm-rules/publisher.ts) and the follower
  * (rule-follower.ts) do the I/O.
  */
 import { ConfigError } from "../../config/schema-errors.ts";
@@ -15,7 +18,7 @@ export interface RuleTopicRecord {
   value: string | null;
 }
 
-export const ruleRecordValue = (rule: AlarmRule & { id: string }, version: number): string => JSON.stringify({ version, rule });
+export const ruleRecordValue = (gatewayId: string, rule: AlarmRule & { id: string }, version: number): string => JSON.stringify({ gateway_id: gatewayId, version, rule });
 
 /**
  * What to send so a topic holding `published` (key → value, tombstones already applied) holds
@@ -28,10 +31,21 @@ export function ruleTopicChanges(published: ReadonlyMap<string, string>, desired
   return changes;
 }
 
-/** Applies one topic record to `latest` (key → value), the way compaction will leave it. */
-export function applyRuleTopicRecord(latest: Map<string, string>, record: RuleTopicRecord): void {
-  if (record.value === null) latest.delete(record.key);
-  else latest.set(record.key, record.value);
+/**
+ * Applies one topic record to `latest` (key → value of `gatewayId`'s records), the way compaction
+ * will leave it: a record of another gateway under the same key replaces ours, so it is no longer ours.
+ */
+export function applyRuleTopicRecord(latest: Map<string, string>, record: RuleTopicRecord, gatewayId: string): void {
+  if (record.value !== null && gatewayOf(record.value) === gatewayId) latest.set(record.key, record.value);
+  else latest.delete(record.key);
+}
+
+function gatewayOf(value: string): unknown {
+  try {
+    return (JSON.parse(value) as { gateway_id?: unknown }).gateway_id;
+  } catch {
+    return undefined;
+  }
 }
 
 export type DecodedRuleRecord = { ok: true; rule: AlarmRule & { id: string }; version: number } | { ok: false; error: string };
