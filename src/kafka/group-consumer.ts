@@ -57,6 +57,42 @@ export interface GroupConsumerHandlers {
   onError(error: Error): void;
 }
 
+/** The consumer-group client, whatever its deserializers: what the helpers below need of it. */
+type GroupClient = Pick<Consumer<unknown, unknown, unknown, unknown>, "commit" | "listOffsets" | "listCommittedOffsets">;
+
+/**
+ * Commits the given next-offsets for the partitions in `assigned` (tpKey set) and returns those:
+ * offsets of partitions revoked meanwhile are left to their new owner.
+ */
+export async function commitOwned(consumer: GroupClient, assigned: Set<string>, offsets: TopicPartitionOffset[]): Promise<TopicPartitionOffset[]> {
+  const owned = offsets.filter((o) => assigned.has(tpKey(o.topic, o.partition)));
+  if (owned.length === 0) return [];
+  await consumer.commit({ offsets: owned.map((o) => ({ topic: o.topic, partition: o.partition, offset: o.offset, leaderEpoch: -1 })) });
+  return owned;
+}
+
+/** Per topic, the partitions of `partitions`: the shape the client's group calls take. */
+export function byTopic(partitions: TopicPartition[]): { topic: string; partitions: number[] }[] {
+  const topics = [...new Set(partitions.map((tp) => tp.topic))];
+  return topics.map((topic) => ({ topic, partitions: partitions.filter((tp) => tp.topic === topic).map((tp) => tp.partition) }));
+}
+
+/** Lag of each partition: end offset (read_committed) less the group's committed offset. */
+export async function assignmentLag(consumer: GroupClient, assigned: TopicPartition[]): Promise<PartitionLag[]> {
+  if (assigned.length === 0) return [];
+  const groups = byTopic(assigned);
+  const [ends, committed] = await Promise.all([
+    consumer.listOffsets({ topics: groups.map((g) => g.topic), isolationLevel: FetchIsolationLevels.READ_COMMITTED }),
+    consumer.listCommittedOffsets({ topics: groups }),
+  ]);
+  return assigned.map(({ topic, partition }) => {
+    const end = ends.get(topic)?.[partition] ?? 0n;
+    const c = committed.get(topic)?.[partition];
+    const has = c !== undefined && c >= 0n;
+    return { topic, partition, committed: has ? c : null, end, lag: has ? (end > c ? end - c : 0n) : end };
+  });
+}
+
 const keyCache = new Map<string, string[]>();
 
 /** `topic:partition`, interned: called per record on hot paths. */
@@ -156,30 +192,12 @@ export class GroupBatchConsumer {
    * Offsets of partitions revoked meanwhile are left to their new owner.
    */
   async commit(offsets: TopicPartitionOffset[]): Promise<TopicPartitionOffset[]> {
-    const consumer = this.#consumer;
-    const owned = offsets.filter((o) => this.#assigned.has(tpKey(o.topic, o.partition)));
-    if (!consumer || owned.length === 0) return [];
-    await consumer.commit({ offsets: owned.map((o) => ({ topic: o.topic, partition: o.partition, offset: o.offset, leaderEpoch: -1 })) });
-    return owned;
+    return this.#consumer ? commitOwned(this.#consumer, this.#assigned, offsets) : [];
   }
 
   /** Lag of each assigned partition: end offset (read_committed) less the group's committed offset. */
   async lag(): Promise<PartitionLag[]> {
-    const consumer = this.#consumer;
-    const assigned = this.assignments;
-    if (!consumer || assigned.length === 0) return [];
-    const topics = [...new Set(assigned.map((tp) => tp.topic))];
-    const byTopic = topics.map((topic) => ({ topic, partitions: assigned.filter((tp) => tp.topic === topic).map((tp) => tp.partition) }));
-    const [ends, committed] = await Promise.all([
-      consumer.listOffsets({ topics, isolationLevel: FetchIsolationLevels.READ_COMMITTED }),
-      consumer.listCommittedOffsets({ topics: byTopic }),
-    ]);
-    return assigned.map(({ topic, partition }) => {
-      const end = ends.get(topic)?.[partition] ?? 0n;
-      const c = committed.get(topic)?.[partition];
-      const has = c !== undefined && c >= 0n;
-      return { topic, partition, committed: has ? c : null, end, lag: has ? (end > c ? end - c : 0n) : end };
-    });
+    return this.#consumer ? assignmentLag(this.#consumer, this.assignments) : [];
   }
 
   /** Leaves the group (the partitions go to the other members at once). */

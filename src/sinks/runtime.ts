@@ -1,7 +1,8 @@
 import type { Registry } from "prom-client";
 import { KafkaAdmin } from "../kafka/admin.ts";
 import { connectionFromBootstrap } from "../kafka/connection.ts";
-import { GroupBatchConsumer, tpKey, type TopicPartition, type TopicPartitionOffset } from "../kafka/group-consumer.ts";
+import { tpKey, type TopicPartition, type TopicPartitionOffset } from "../kafka/group-consumer.ts";
+import { LeanGroupConsumer } from "../kafka/lean-consumer.ts";
 import type { ConsumedRecord } from "../kafka/processor.ts";
 import { ReliableProducer, type OutgoingRecord } from "../kafka/producer.ts";
 import type { Logger } from "../log/logger.ts";
@@ -93,7 +94,7 @@ export class SinkRuntime {
   readonly #hooks: SinkRuntimeOptions["hooks"];
   readonly #drainTimeoutMs: number;
   readonly #sink: string;
-  #consumer: GroupBatchConsumer | undefined;
+  #consumer: LeanGroupConsumer | undefined;
   #producer: ReliableProducer | undefined;
 
   #pending: ConsumedRecord[] = [];
@@ -187,7 +188,7 @@ export class SinkRuntime {
 
   async #openConsumer(): Promise<void> {
     const kafka = this.#config.kafka;
-    const consumer = new GroupBatchConsumer({
+    const consumer = new LeanGroupConsumer({
       connection: this.#connection,
       groupId: this.groupId,
       topics: kafka.topics,
@@ -196,8 +197,6 @@ export class SinkRuntime {
       sessionTimeoutMs: kafka.session_timeout_ms,
       heartbeatIntervalMs: Math.max(500, Math.floor(kafka.session_timeout_ms / 6)),
       ...(kafka.instance_id ? { instanceId: kafka.instance_id } : {}),
-      // The stream's own buffer while paused: bounded, and small against a batch.
-      highWaterMark: Math.min(1024, Math.max(16, this.#maxRows)),
     });
     this.#consumer = consumer;
     if (this.#targetDown || this.#pending.length >= this.#maxRows) consumer.pause();

@@ -1,0 +1,264 @@
+import { ConnectionPool, Consumer, FetchIsolationLevels, ListOffsetTimestamps, type ConsumerGroupJoinPayload, type fetchV17 } from "@platformatic/kafka";
+import { baseClientOptions } from "./connection.ts";
+import { decodeRecordBatches, fetchRecordsApi } from "./fetch-records.ts";
+import { assignmentLag, byTopic, commitOwned, tpKey, type GroupConsumerHandlers, type GroupConsumerOptions, type PartitionLag, type TopicPartition, type TopicPartitionOffset } from "./group-consumer.ts";
+import type { ConsumedRecord } from "./processor.ts";
+
+/** Per partition and per fetch: ~3,000 readings, a few batches' worth without holding much while paused. */
+const PARTITION_MAX_BYTES = 1 << 20;
+const FETCH_MAX_BYTES = 8 << 20;
+const OFFSET_OUT_OF_RANGE = 1;
+/** Partition errors that mean "ask the metadata for the leader again and retry", not a broken consumer. */
+const LEADER_CHANGED = new Set([
+  3, // UNKNOWN_TOPIC_OR_PARTITION
+  5, // LEADER_NOT_AVAILABLE
+  6, // NOT_LEADER_OR_FOLLOWER
+  56, // KAFKA_STORAGE_ERROR
+  74, // FENCED_LEADER_EPOCH
+  75, // UNKNOWN_LEADER_EPOCH
+  100, // UNKNOWN_TOPIC_ID
+]);
+const LEADER_RETRY_MS = 200;
+
+/**
+ * The same consumer-group member as GroupBatchConsumer (manual commits of next-offsets for owned
+ * partitions, read_committed, pause, lag, static membership, leave on close), with its own fetch
+ * loop instead of the client's MessagesStream: Fetch requests on a connection pool of their own (so
+ * heartbeats and commits never queue behind a long poll), record batches decoded straight into
+ * ConsumedRecords (fetch-records.ts). The client still runs the group: join, heartbeats, rebalances,
+ * commits, offset lookups.
+ *
+ * After each (re)join every assigned partition is fetched again from its committed offset (or
+ * `startFrom` when it has none), so records already delivered can arrive again: callers drop offsets
+ * they have seen. One fetch answer at a time is held: it is delivered record by record until the
+ * caller pauses, and the next fetch goes out only once it is all delivered and the member is not paused.
+ */
+export class LeanGroupConsumer {
+  readonly #options: GroupConsumerOptions;
+  #consumer: Consumer | undefined;
+  #pool: ConnectionPool | undefined;
+  #handlers: GroupConsumerHandlers | undefined;
+  #assignment: TopicPartition[] = [];
+  #assigned = new Set<string>();
+  /** Next offset to fetch per assigned partition; missing until read from the group's committed offsets. */
+  #positions = new Map<string, bigint>();
+  /** Bumped by every join and by close: answers to fetches and lookups of an older generation are dropped. */
+  #generation = 0;
+  #buffer: ConsumedRecord[] = [];
+  #delivered = 0;
+  #paused = false;
+  #closed = false;
+  #wake: (() => void) | undefined;
+  #loop: Promise<void> = Promise.resolve();
+
+  constructor(options: GroupConsumerOptions) {
+    this.#options = options;
+  }
+
+  async start(handlers: GroupConsumerHandlers): Promise<void> {
+    const o = this.#options;
+    const base = baseClientOptions(o.connection, o.role);
+    const consumer = new Consumer({
+      ...base,
+      groupId: o.groupId,
+      isolationLevel: FetchIsolationLevels.READ_COMMITTED,
+      autocommit: false,
+      sessionTimeout: o.sessionTimeoutMs ?? 10_000,
+      heartbeatInterval: o.heartbeatIntervalMs ?? 1000,
+      ...(o.instanceId ? { groupInstanceId: o.instanceId } : {}),
+    });
+    this.#consumer = consumer;
+    this.#handlers = handlers;
+    consumer.on("consumer:group:join", (payload: ConsumerGroupJoinPayload) => this.#onJoin(payload));
+    // A rejoin the client could not complete: the membership is gone, the caller starts a new consumer.
+    consumer.on("error", (error: Error) => this.#fail(error));
+    for (const topic of o.topics) consumer.topics.track(topic);
+    this.#pool = new ConnectionPool(`${base.clientId}-fetch`, { connectTimeout: base.timeout, requestTimeout: base.timeout + (o.maxWaitMs ?? 200) });
+    await consumer.joinGroup({});
+    this.#loop = this.#run();
+  }
+
+  #onJoin(payload: ConsumerGroupJoinPayload): void {
+    this.#assignment = (payload.assignments ?? []).flatMap((a) => a.partitions.map((partition) => ({ topic: a.topic, partition })));
+    this.#assigned = new Set(this.#assignment.map((tp) => tpKey(tp.topic, tp.partition)));
+    this.#generation++;
+    this.#positions.clear();
+    this.#buffer = [];
+    this.#delivered = 0;
+    this.#handlers?.onAssignment(this.#assignment);
+    this.#kick();
+  }
+
+  #fail(error: Error): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#generation++;
+    this.#kick();
+    this.#handlers?.onError(error);
+  }
+
+  #kick(): void {
+    const wake = this.#wake;
+    this.#wake = undefined;
+    wake?.();
+  }
+
+  async #run(): Promise<void> {
+    while (!this.#closed) {
+      if (this.#delivered < this.#buffer.length) this.#deliver();
+      if (this.#paused || this.#delivered < this.#buffer.length || this.#assignment.length === 0) {
+        await new Promise<void>((resolve) => (this.#wake = resolve));
+        continue;
+      }
+      const generation = this.#generation;
+      try {
+        await this.#fetch(generation);
+      } catch (error) {
+        // An error of a generation replaced meanwhile (rebalance, close) concerns fetches nobody waits for.
+        if (generation === this.#generation) this.#fail(error instanceof Error ? error : new Error(String(error)));
+      }
+    }
+  }
+
+  #deliver(): void {
+    const buffer = this.#buffer;
+    const handlers = this.#handlers!;
+    while (this.#delivered < buffer.length && !this.#paused) handlers.onRecord(buffer[this.#delivered++]!);
+    if (this.#delivered === buffer.length) {
+      this.#buffer = [];
+      this.#delivered = 0;
+    }
+  }
+
+  /** One Fetch per leader, for every assigned partition; the records go to the buffer. */
+  async #fetch(generation: number): Promise<void> {
+    const consumer = this.#consumer!;
+    if (this.#assignment.some((tp) => !this.#positions.has(tpKey(tp.topic, tp.partition)))) await this.#loadPositions(generation);
+    if (generation !== this.#generation) return;
+    const metadata = await consumer.metadata({ topics: this.#options.topics });
+    const requests = new Map<number, Map<string, fetchV17.FetchRequestTopic>>();
+    const names = new Map<string, string>();
+    for (const { topic, partition } of this.#assignment) {
+      const info = metadata.topics.get(topic);
+      const leader = info?.partitions[partition]?.leader;
+      if (!info || leader === undefined) continue;
+      names.set(info.id, topic);
+      let topics = requests.get(leader);
+      if (!topics) requests.set(leader, (topics = new Map()));
+      let entry = topics.get(topic);
+      if (!entry) topics.set(topic, (entry = { topicId: info.id, partitions: [] }));
+      entry.partitions.push({ partition, fetchOffset: this.#positions.get(tpKey(topic, partition))!, partitionMaxBytes: PARTITION_MAX_BYTES, currentLeaderEpoch: -1, lastFetchedEpoch: -1 });
+    }
+    const maxWait = this.#options.maxWaitMs ?? 200;
+    let leaderChanged = requests.size === 0;
+    const records: ConsumedRecord[] = [];
+    await Promise.all(
+      [...requests].map(async ([node, topics]) => {
+        const broker = metadata.brokers.get(node);
+        if (!broker) {
+          leaderChanged = true;
+          return;
+        }
+        const connection = await this.#pool!.get(broker);
+        // Sessionless (id 0, epoch -1): every request names all its partitions and their offsets.
+        const result = await fetchRecordsApi.async(connection, maxWait, 1, FETCH_MAX_BYTES, FetchIsolationLevels.READ_COMMITTED, 0, -1, [...topics.values()], [], "");
+        if (generation !== this.#generation) return;
+        for (const response of result.responses) {
+          const topic = names.get(response.topicId);
+          if (topic === undefined) continue;
+          for (const p of response.partitions) {
+            const key = tpKey(topic, p.partition);
+            const position = this.#positions.get(key);
+            if (position === undefined || !this.#assigned.has(key)) continue;
+            if (p.errorCode === OFFSET_OUT_OF_RANGE) {
+              this.#positions.set(key, this.#options.startFrom === "latest" ? p.highWatermark : p.logStartOffset);
+            } else if (LEADER_CHANGED.has(p.errorCode)) {
+              leaderChanged = true;
+            } else if (p.errorCode !== 0) {
+              throw new Error(`fetching ${key} at offset ${position}: Kafka error code ${p.errorCode}`);
+            } else if (p.records) {
+              this.#positions.set(key, decodeRecordBatches(p.records, topic, p.partition, position, p.abortedTransactions, records));
+            }
+          }
+        }
+      }),
+    );
+    if (generation !== this.#generation) return;
+    this.#buffer = records;
+    this.#delivered = 0;
+    if (leaderChanged) {
+      consumer.clearMetadata();
+      await Bun.sleep(LEADER_RETRY_MS);
+    }
+  }
+
+  /** Committed offsets of the partitions without a position; `startFrom` for those the group never committed. */
+  async #loadPositions(generation: number): Promise<void> {
+    const consumer = this.#consumer!;
+    const missing = this.#assignment.filter((tp) => !this.#positions.has(tpKey(tp.topic, tp.partition)));
+    const committed = await consumer.listCommittedOffsets({ topics: byTopic(missing) });
+    const fresh = missing.filter((tp) => (committed.get(tp.topic)?.[tp.partition] ?? -1n) < 0n);
+    const fallback =
+      fresh.length === 0
+        ? new Map<string, bigint[]>()
+        : await consumer.listOffsets({
+            topics: [...new Set(fresh.map((tp) => tp.topic))],
+            timestamp: this.#options.startFrom === "latest" ? ListOffsetTimestamps.LATEST : ListOffsetTimestamps.EARLIEST,
+            isolationLevel: FetchIsolationLevels.READ_COMMITTED,
+          });
+    if (generation !== this.#generation) return;
+    for (const { topic, partition } of missing) {
+      const c = committed.get(topic)?.[partition] ?? -1n;
+      const offset = c >= 0n ? c : fallback.get(topic)?.[partition];
+      if (offset === undefined) throw new Error(`no committed or ${this.#options.startFrom} offset for ${tpKey(topic, partition)}`);
+      this.#positions.set(tpKey(topic, partition), offset);
+    }
+  }
+
+  get assignments(): TopicPartition[] {
+    return [...this.#assignment];
+  }
+
+  isAssigned(topic: string, partition: number): boolean {
+    return this.#assigned.has(tpKey(topic, partition));
+  }
+
+  get paused(): boolean {
+    return this.#paused;
+  }
+
+  /** Stops delivering and fetching; the rest of the current fetch answer waits for `resume`. */
+  pause(): void {
+    this.#paused = true;
+  }
+
+  resume(): void {
+    if (!this.#paused) return;
+    this.#paused = false;
+    this.#kick();
+  }
+
+  async commit(offsets: TopicPartitionOffset[]): Promise<TopicPartitionOffset[]> {
+    return this.#consumer ? commitOwned(this.#consumer, this.#assigned, offsets) : [];
+  }
+
+  async lag(): Promise<PartitionLag[]> {
+    return this.#consumer ? assignmentLag(this.#consumer, this.#assignment) : [];
+  }
+
+  /** Leaves the group (the partitions go to the other members at once). */
+  async close(): Promise<void> {
+    const consumer = this.#consumer;
+    const pool = this.#pool;
+    this.#consumer = undefined;
+    this.#pool = undefined;
+    this.#closed = true;
+    this.#generation++;
+    this.#assignment = [];
+    this.#assigned = new Set();
+    this.#kick();
+    await consumer?.close(true).catch(() => undefined);
+    await pool?.close().catch(() => undefined);
+    await this.#loop;
+  }
+}
