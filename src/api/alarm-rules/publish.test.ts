@@ -63,6 +63,12 @@ describe.skipIf(!kafkaUp)("alarm rules over Kafka", () => {
     await store("p3", 30);
     const second = publisher();
     expect(await second.syncNow()).toBe(2);
+    // Someone else deletes p1 behind the publisher's back: the periodic sync reads the topic again and restores it.
+    const outsider = new ReliableProducer(kafkaConnection(), "test-outsider");
+    await outsider.send([{ topic: `${prefix}_gateway.alarm_rules`, key: "p1", value: null as unknown as string }]);
+    await outsider.close();
+    expect(await second.syncNow()).toBe(0);
+    expect(await second.syncNow({ rereadTopic: true })).toBe(1);
     await second.stop();
     const state = await topicState(prefix);
     expect(state.get("p1")).toEqual({ gateway_id: gatewayId, version: 2, rule: { id: "p1", asset_id: "a", parameter: "p1", enabled: true, high: 11 } });

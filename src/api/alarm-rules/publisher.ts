@@ -17,7 +17,8 @@ const DEFAULT_INTERVAL_MS = 30_000;
  * The DB is the truth and the topic a copy for the evaluators, which never need the DB: on start the
  * topic is read and only the differences are sent (new or changed rules, tombstones for rules gone),
  * after every API change at once, and periodically, so a change made while Kafka was down arrives
- * once it is back.
+ * once it is back. The periodic sync reads the topic again, so a record written by anyone else (a
+ * tombstone by hand, an older gateway version) is corrected too.
  */
 export class AlarmRulePublisher {
   /** key → value as the topic holds it; undefined until read, and again after a failure. */
@@ -44,21 +45,22 @@ export class AlarmRulePublisher {
 
   start(): void {
     const tick = async () => {
-      await this.syncNow();
+      await this.syncNow({ rereadTopic: true });
       if (!this.#stopped) this.#timer = setTimeout(tick, this.options.intervalMs ?? DEFAULT_INTERVAL_MS);
     };
     void tick();
   }
 
   /** One sync after those already queued; failures are logged and left to the next sync. Resolves to the records sent. */
-  syncNow(): Promise<number> {
-    const run = this.#chain.then(() =>
-      this.#syncOnce().catch((error) => {
+  syncNow(options: { rereadTopic?: boolean } = {}): Promise<number> {
+    const run = this.#chain.then(() => {
+      if (options.rereadTopic) this.#published = undefined;
+      return this.#syncOnce().catch((error) => {
         this.#published = undefined;
         this.options.log.warn({ topic: this.#topic, err: (error as Error).message }, "alarm rules not published yet; retrying");
         return 0;
-      }),
-    );
+      });
+    });
     this.#chain = run;
     return run;
   }
