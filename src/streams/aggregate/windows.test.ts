@@ -2,6 +2,8 @@ import { describe, expect, test } from "bun:test";
 import { Value } from "@sinclair/typebox/value";
 import type { Quality } from "../../envelope/reading.ts";
 import { EventSchema } from "../quality/validator.ts";
+import { LOG_CHUNK } from "./sample-log.ts";
+import { statsToJSON } from "./stats.ts";
 import {
   advanceWatermark,
   aggregate,
@@ -13,6 +15,7 @@ import {
   windowStart,
   type AggregateRecord,
   type AggregatorConfig,
+  type AggregatorState,
   type AggregatorInput,
   type Output,
   type Resolution,
@@ -251,7 +254,7 @@ describe("snapshot and restore", () => {
     const BATCH = 7;
     const expected = feed(createAggregatorState(config), stream);
     const first = createAggregatorState(config);
-    const log: { key: string; value: string }[] = [];
+    const log: { key: string; value: string | null }[] = [];
     const cut = batches * BATCH;
     const before = stream.slice(0, cut).flatMap((r, i) => {
       const out = aggregate(first, r);
@@ -259,7 +262,7 @@ describe("snapshot and restore", () => {
       return out;
     });
     // Compaction keeps each key's latest record, in the order those were written.
-    const latest = new Map<string, string>();
+    const latest = new Map<string, string | null>();
     for (const { key, value } of log) {
       latest.delete(key);
       latest.set(key, value);
@@ -268,7 +271,56 @@ describe("snapshot and restore", () => {
     expect([...before, ...feed(restored, stream.slice(cut))]).toEqual(expected);
   });
 
+  /** Everything a tag's windows hold, for comparing a live state with a restored one. */
+  const windowsState = (state: AggregatorState) =>
+    [...state.timeline.tags].sort(([a], [b]) => (a < b ? -1 : 1)).map(([key, tag]) => ({
+      key,
+      clocks: [tag.max_time, tag.arrival_steady, Math.max(tag.watermark, tag.max_time + Math.max(0, state.timeline.steady - tag.arrival_steady - state.config.idle_grace_ms) - state.config.allowed_lateness_ms)],
+      windows: Object.entries(tag.windows).map(([resolution, slots]) => [resolution, slots.map((w) => ({ ...w, data: { ...w.data, stats: statsToJSON(w.data.stats) } }))]),
+    }));
+
+  test("after every batch the compacted changelog rebuilds the very state in memory", () => {
+    // Unit changes, non-numeric values and every quality on top of the stream above.
+    const mixed = stream.map((x, i) => ({ ...x, unit: i % 90 < 45 ? "mm/s" : "in/s", value: i % 37 === 0 ? "stopped" : x.value, quality: (["GOOD", "SUSPECT", "UNCERTAIN"] as const)[i % 3]! }));
+    const state = createAggregatorState(config);
+    const compacted = new Map<string, string | null>();
+    let sketched = 0;
+    for (let i = 0; i < mixed.length; i += 5) {
+      feed(state, mixed.slice(i, i + 5));
+      for (const { key, value } of takeAggregatorChanges(state)) compacted.set(key, value);
+      const restored = restoreAggregatorFromChanges([...compacted].map(([key, value]) => ({ key, value })), config);
+      expect(windowsState(restored)).toEqual(windowsState(state));
+      expect([restored.timeline.clock, restored.timeline.steady, restored.timeline.last_sweep]).toEqual([state.timeline.clock, state.timeline.steady, state.timeline.last_sweep]);
+      sketched += windowsState(state).flatMap((t) => t.windows.flatMap(([, slots]) => slots as { data: { stats: { sketch: unknown } } }[])).filter((w) => w.data.stats.sketch).length;
+    }
+    expect(sketched).toBeGreaterThan(0);
+  });
+
+  test("a batch writes what it changed, not the windows: records stay small and deleted samples leave no keys", () => {
+    const state = createAggregatorState();
+    const compacted = new Map<string, string | null>();
+    let largest = 0;
+    // One tag at 1 Hz for 3 hours: its 1hour windows hold up to 1,000 exact values, then a sketch.
+    for (let i = 0; i < 3 * 3_600; i++) {
+      aggregate(state, sample(T0 + i * S, 20 + Math.sin(i / 100)));
+      if (i % 10 === 9) {
+        for (const { key, value } of takeAggregatorChanges(state)) {
+          compacted.set(key, value);
+          if (i > 600) largest = Math.max(largest, value?.length ?? 0);
+        }
+      }
+    }
+    expect(largest).toBeLessThan(1_500); // the whole-timeline record of version 1 grew past 20 KB here
+    const live = [...compacted.values()].filter((v) => v !== null).length;
+    // Samples still needed: this hour's (exact) and the kept 1min windows', in chunks of LOG_CHUNK.
+    expect(live).toBeLessThanOrEqual(2 + Math.ceil((600 + 180) / LOG_CHUNK) + 1);
+    const restored = restoreAggregatorFromChanges([...compacted].map(([key, value]) => ({ key, value })));
+    expect(windowsState(restored)).toEqual(windowsState(state));
+  });
+
   test("a snapshot of another version is refused", () => {
-    expect(() => restoreAggregator({ version: 9, clock: null, steady: 0, last_sweep: null, tags: [] } as never)).toThrow("version");
+    expect(() => restoreAggregator({ version: 9, records: [] } as never)).toThrow("version");
+    const v1 = { key: "pump_7/vibration", value: JSON.stringify({ version: 1, asset_id: "pump_7", parameter: "vibration", windows: {} }) };
+    expect(() => restoreAggregatorFromChanges([v1])).toThrow("has version 1, expected 2");
   });
 });

@@ -1,5 +1,16 @@
 import type { Quality, Reading } from "../../envelope/reading.ts";
 import {
+  appendSample,
+  createSampleLog,
+  logRecords,
+  restoreSampleLog,
+  takeLogChanges,
+  type LogChanges,
+  type LoggedSample,
+  type SampleLog,
+  type SamplesJSON,
+} from "./sample-log.ts";
+import {
   addValue,
   createStats,
   DEFAULT_STATS_CONFIG,
@@ -22,7 +33,8 @@ export const AGGREGATE_TOPICS: Record<Resolution, string> = {
 };
 export const LATE_EVENTS_TOPIC = "events.clean";
 export const AGGREGATOR_SOURCE = "aggregator";
-export const SNAPSHOT_VERSION = 1;
+/** Version of the aggregator's state records; 2: samples logged per tag instead of whole windows. */
+export const SNAPSHOT_VERSION = 2;
 
 /** Out-of-order tolerance within one tag; per-tag Kafka ordering makes real disorder rare, so a few seconds do. */
 export const DEFAULT_ALLOWED_LATENESS_MS = 5_000;
@@ -308,6 +320,11 @@ export interface StateEntry {
 /** The changelog key of the partition-wide fields. Tag keys always contain "/", so it cannot collide. */
 export const PARTITION_ENTRY_KEY = "@partition";
 
+/** The partition-wide fields as a changelog record. */
+function partitionEntry(timeline: Timeline<unknown>, version: number): StateEntry {
+  return { key: PARTITION_ENTRY_KEY, value: JSON.stringify({ version, clock: timeline.clock, steady: timeline.steady, last_sweep: timeline.last_sweep }) };
+}
+
 /**
  * The changelog records for everything changed since the last call: the partition-wide clock and
  * one record per touched tag. A tag's stored watermark may lag in the changelog while only idle sweeps
@@ -317,9 +334,8 @@ export function takeTimelineChanges<W, J>(timeline: Timeline<W>, version: number
   const entries: StateEntry[] = [];
   for (const key of timeline.dirty) {
     const tag = timeline.tags.get(key);
-    if (key === PARTITION_ENTRY_KEY) {
-      entries.push({ key, value: JSON.stringify({ version, clock: timeline.clock, steady: timeline.steady, last_sweep: timeline.last_sweep }) });
-    } else if (tag) entries.push({ key, value: JSON.stringify({ version, ...mapWindows(tag, toJSON) }) });
+    if (key === PARTITION_ENTRY_KEY) entries.push(partitionEntry(timeline, version));
+    else if (tag) entries.push({ key, value: JSON.stringify({ version, ...mapWindows(tag, toJSON) }) });
   }
   timeline.dirty.clear();
   return entries;
@@ -385,10 +401,20 @@ interface AggWindowJSON {
 export interface AggregatorState {
   config: AggregatorConfig;
   timeline: Timeline<AggWindow>;
+  /** Per tag key, what its changelog records hold besides the windows' bookkeeping (see below). */
+  stored: Map<string, StoredTag>;
 }
 
-export interface AggregatorSnapshot extends TimelineSnapshot<AggWindowJSON> {
+/** A changelog record of the aggregator; a null value deletes the key (tombstone). */
+export interface AggregatorStateEntry {
+  key: string;
+  value: string | null;
+}
+
+/** The aggregator's changelog records as one object (see `snapshotAggregator`). */
+export interface AggregatorSnapshot {
   version: typeof SNAPSHOT_VERSION;
+  records: AggregatorStateEntry[];
 }
 
 export interface Output {
@@ -422,7 +448,7 @@ export function roundPct(pct: number): number {
 }
 
 export function createAggregatorState(config: Partial<AggregatorConfig> = {}): AggregatorState {
-  return { config: { ...DEFAULT_AGGREGATOR_CONFIG, ...config }, timeline: createTimeline() };
+  return { config: { ...DEFAULT_AGGREGATOR_CONFIG, ...config }, timeline: createTimeline(), stored: new Map() };
 }
 
 function toRecord({ tag, resolution, slot }: Emission<AggWindow>): AggregateRecord {
@@ -476,6 +502,9 @@ export function aggregate(state: AggregatorState, reading: AggregatorInput): Out
       },
     },
   );
+  if (too_late.length < config.resolutions.length) {
+    appendSample(storedOf(state, `${reading.asset_id}/${reading.parameter}`).log, { time, value, quality: reading.quality, unit: reading.unit ?? null });
+  }
   const outputs = emitted.map(toOutput);
   if (too_late.length > 0) {
     outputs.push(lateDroppedEvent(AGGREGATOR_SOURCE, reading.asset_id, reading.parameter, time, watermark, too_late, { value }));
@@ -513,29 +542,242 @@ export function advanceWatermark(state: AggregatorState, gatewayTimeMs: number):
   return advanceTimeline(state.timeline, gatewayTimeMs, state.config.resolutions, state.config).map(toOutput);
 }
 
+// ---------------------------------------------------------------------------------------------------
+// The aggregator's changelog. A batch writes, per touched tag, one small record (clocks, which windows
+// exist, the few facts the samples cannot tell, and the samples not yet sealed in a chunk); every
+// LOG_CHUNK samples one chunk record (sample-log.ts); and a record for each sketched window that got
+// samples. Never an exact window's values again. Restore replays each tag's logged samples into its
+// exact windows, in arrival order, which gives the same values and bit-identical Welford sums.
+//
+// Which exact windows exist follows from the log: every sample in the log was added to its window at
+// each resolution unless that window was already past retention, and a window past retention is gone
+// for good (the watermark never moves back, so it is never created again). So a resolution's windows
+// are exactly those of logged samples from `oldest` (the start of its oldest kept window) on. Their
+// revision is -1 (open) or 0 (emitted) by the watermark, since closeDue emits every window the
+// watermark has passed whenever it moves; only corrections (revision >= 1) are stored.
+//
+// Keys: `t|<tag>` the tag record, `c|<chunk>|<tag>` a chunk, `s|<resolution>|<start>|<tag>` a sketched
+// window, `@partition` the partition clock. The prefixes keep them apart whatever a tag contains.
+// ---------------------------------------------------------------------------------------------------
+
+const TAG_PREFIX = "t|";
+const CHUNK_PREFIX = "c|";
+const SKETCH_PREFIX = "s|";
+const chunkKey = (tag: string, chunk: number) => `${CHUNK_PREFIX}${chunk}|${tag}`;
+const windowId = (resolution: Resolution, start: number) => `${resolution}|${start}`;
+
+/** Per tag, what its records hold beyond the windows themselves. */
+interface StoredTag {
+  log: SampleLog;
+  /** Sketched windows with a record, by `windowId`: the sample count that record has. */
+  sketches: Map<string, number>;
+  /** The tag record's constant start (version and names), encoded once. */
+  head: string;
+}
+
+/** The tag record, as restore reads it. It is written as text (tagEntries): it goes out once per tag and batch. */
+interface TagRecord {
+  version: number;
+  asset_id: string;
+  parameter: string;
+  max_time: number;
+  arrival_steady: number;
+  watermark: number;
+  /** Per resolution the tag has windows of: the start of the oldest kept window (null: none kept). */
+  oldest: Partial<Record<Resolution, number | null>>;
+  /** Windows re-emitted after late data: [resolution, start, revision]. */
+  revised: [Resolution, number, number][];
+  /** Sequence number of the oldest logged sample. */
+  first: number;
+  tail: SamplesJSON;
+}
+
+function storedOf(state: AggregatorState, key: string): StoredTag {
+  let stored = state.stored.get(key);
+  if (!stored) {
+    const tag = state.timeline.tags.get(key) as TagTimeline<AggWindow>;
+    const head = `{"version":${SNAPSHOT_VERSION},"asset_id":${JSON.stringify(tag.asset_id)},"parameter":${JSON.stringify(tag.parameter)}`;
+    state.stored.set(key, (stored = { log: createSampleLog(), sketches: new Map(), head }));
+  }
+  return stored;
+}
+
+/** Whether some exact window still holds the sample. Its window at a resolution exists iff it has not expired (see above). */
+function sampleNeeded(tag: TagTimeline<AggWindow>, sample: LoggedSample): boolean {
+  for (const resolution of RESOLUTIONS) {
+    const slots = tag.windows[resolution];
+    if (!slots) continue;
+    const slot = findSlot(slots, windowStart(sample.time, resolution)).slot;
+    if (slot?.data.stats.values) return true;
+  }
+  return false;
+}
+
+/**
+ * A tag's records: chunks sealed or deleted, sketched windows that changed or are gone, and the tag
+ * record. `all` writes every sketched window (whole snapshots) instead of only changed ones.
+ */
+function tagEntries(key: string, tag: TagTimeline<AggWindow>, stored: StoredTag, log: LogChanges, all: boolean): AggregatorStateEntry[] {
+  const entries: AggregatorStateEntry[] = log.chunks.map(({ chunk, value }) => ({
+    key: chunkKey(key, chunk),
+    value: value && `{"version":${SNAPSHOT_VERSION},${value}}`,
+  }));
+  let oldest = "";
+  let revised = "";
+  const sketches = new Map<string, number>();
+  for (const resolution of RESOLUTIONS) {
+    const slots = tag.windows[resolution];
+    if (!slots) continue;
+    oldest += `${oldest ? "," : ""}"${resolution}":${slots[0]?.start ?? null}`;
+    for (const slot of slots) {
+      if (slot.revision > 0) revised += `${revised ? "," : ""}["${resolution}",${slot.start},${slot.revision}]`;
+      if (slot.data.stats.values) continue;
+      const id = windowId(resolution, slot.start);
+      sketches.set(id, slot.data.stats.count);
+      if (all || stored.sketches.get(id) !== slot.data.stats.count) {
+        entries.push({ key: `${SKETCH_PREFIX}${id}|${key}`, value: JSON.stringify({ version: SNAPSHOT_VERSION, ...aggToJSON(slot.data) }) });
+      }
+    }
+  }
+  for (const id of stored.sketches.keys()) if (!sketches.has(id)) entries.push({ key: `${SKETCH_PREFIX}${id}|${key}`, value: null });
+  stored.sketches = sketches;
+  const value =
+    `${stored.head},"max_time":${tag.max_time},"arrival_steady":${tag.arrival_steady},"watermark":${tag.watermark},` +
+    `"oldest":{${oldest}},"revised":[${revised}],"first":${stored.log.first},"tail":{${log.tail}}}`;
+  entries.push({ key: TAG_PREFIX + key, value });
+  return entries;
+}
+
+/** Changelog records for the state changed since the last call: write them in the batch's transaction, in order. */
+export function takeAggregatorChanges(state: AggregatorState): AggregatorStateEntry[] {
+  const { timeline } = state;
+  const entries: AggregatorStateEntry[] = [];
+  for (const key of timeline.dirty) {
+    const tag = timeline.tags.get(key);
+    if (key === PARTITION_ENTRY_KEY) entries.push(partitionEntry(timeline, SNAPSHOT_VERSION));
+    else if (tag) {
+      const stored = storedOf(state, key);
+      entries.push(...tagEntries(key, tag, stored, takeLogChanges(stored.log, (sample) => sampleNeeded(tag, sample)), false));
+    }
+  }
+  timeline.dirty.clear();
+  return entries;
+}
+
+/** Rebuild a tag's windows: sketched ones as stored, exact ones by replaying its logged samples in arrival order. */
+function restoreTag(record: TagRecord, log: SampleLog, sketches: Map<string, AggWindowJSON>, config: StatsConfig): TagTimeline<AggWindow> {
+  const revised = new Map(record.revised.map(([resolution, start, revision]) => [windowId(resolution, start), revision]));
+  const revision = (resolution: Resolution, start: number) =>
+    revised.get(windowId(resolution, start)) ?? (start + RESOLUTION_MS[resolution] <= record.watermark ? 0 : -1);
+  const kept = Object.entries(record.oldest) as [Resolution, number | null][];
+  const byStart = new Map<Resolution, Map<number, WindowSlot<AggWindow>>>(kept.map(([resolution]) => [resolution, new Map()]));
+  for (const [id, data] of sketches) {
+    const [resolution, start] = [id.slice(0, id.indexOf("|")) as Resolution, Number(id.slice(id.indexOf("|") + 1))];
+    byStart.get(resolution)?.set(start, { start, revision: revision(resolution, start), data: aggFromJSON(data) });
+  }
+  for (const sample of log.entries) {
+    for (const [resolution, oldest] of kept) {
+      const start = windowStart(sample.time, resolution);
+      if (oldest === null || start < oldest) continue;
+      const slots = byStart.get(resolution) as Map<number, WindowSlot<AggWindow>>;
+      let slot = slots.get(start);
+      if (!slot) {
+        const data: AggWindow = { unit: sample.unit, stats: createStats(), quality: { good: 0, suspect: 0, uncertain: 0, bad: 0 } };
+        slots.set(start, (slot = { start, revision: revision(resolution, start), data }));
+      } else if (!slot.data.stats.values) continue;
+      addValue(slot.data.stats, sample.value, config);
+      slot.data.quality[QUALITY_FIELD[sample.quality]] += 1;
+    }
+  }
+  const windows: Partial<Record<Resolution, WindowSlot<AggWindow>[]>> = {};
+  for (const [resolution, slots] of byStart) windows[resolution] = [...slots.values()].sort((a, b) => a.start - b.start);
+  const { asset_id, parameter, max_time, arrival_steady, watermark } = record;
+  return { asset_id, parameter, max_time, arrival_steady, watermark, windows };
+}
+
+function parseVersioned<T>(key: string, value: string): T {
+  const parsed = JSON.parse(value) as { version?: unknown };
+  if (parsed.version !== SNAPSHOT_VERSION) throw new Error(`aggregator state record ${key} has version ${String(parsed.version)}, expected ${SNAPSHOT_VERSION}`);
+  return parsed as T;
+}
+
+/** `<prefix><field>|…|<tag>` with `count` fields → [...fields, tag]: fields never contain "|", a tag may. */
+function splitKey(key: string, prefix: string, count: number): string[] {
+  const parts: string[] = [];
+  let from = prefix.length;
+  for (let i = 0; i < count; i++) {
+    const bar = key.indexOf("|", from);
+    parts.push(key.slice(from, bar));
+    from = bar + 1;
+  }
+  parts.push(key.slice(from));
+  return parts;
+}
+
+function innerMap<K, V>(outer: Map<string, Map<K, V>>, tag: string): Map<K, V> {
+  let map = outer.get(tag);
+  if (!map) outer.set(tag, (map = new Map()));
+  return map;
+}
+
+/** Later records of a key win; a null value deletes it. */
+function upsert<K, V>(map: Map<K, V>, key: K, value: V | null): void {
+  if (value === null) map.delete(key);
+  else map.set(key, value);
+}
+
+/** Rebuild from changelog records in offset order (later records of a key win; a null value deletes it). */
+export function restoreAggregatorFromChanges(
+  entries: Iterable<{ key?: string | undefined; value?: string | null | undefined }>,
+  config: Partial<AggregatorConfig> = {},
+): AggregatorState {
+  const state = createAggregatorState(config);
+  const records = new Map<string, TagRecord>();
+  const chunks = new Map<string, Map<number, SamplesJSON>>();
+  const sketches = new Map<string, Map<string, AggWindowJSON>>();
+  for (const { key, value } of entries) {
+    if (key === undefined) continue;
+    const parsed = value == null ? null : parseVersioned<unknown>(key, value);
+    if (key.startsWith(CHUNK_PREFIX)) {
+      const [chunk, tag] = splitKey(key, CHUNK_PREFIX, 1) as [string, string];
+      upsert(innerMap(chunks, tag), Number(chunk), parsed as SamplesJSON | null);
+    } else if (key.startsWith(SKETCH_PREFIX)) {
+      const [resolution, start, tag] = splitKey(key, SKETCH_PREFIX, 2) as [Resolution, string, string];
+      upsert(innerMap(sketches, tag), windowId(resolution, Number(start)), parsed as AggWindowJSON | null);
+    } else if (key.startsWith(TAG_PREFIX)) upsert(records, key.slice(TAG_PREFIX.length), parsed as TagRecord | null);
+    else if (key === PARTITION_ENTRY_KEY && parsed) {
+      const { clock, steady, last_sweep } = parsed as Pick<Timeline<AggWindow>, "clock" | "steady" | "last_sweep">;
+      Object.assign(state.timeline, { clock, steady, last_sweep });
+    } else throw new Error(`aggregator state record with unknown key ${key}`);
+  }
+  for (const [key, record] of records) {
+    const log = restoreSampleLog(record.first, record.tail, chunks.get(key) ?? new Map());
+    const tagSketches = sketches.get(key) ?? new Map<string, AggWindowJSON>();
+    state.timeline.tags.set(key, restoreTag(record, log, tagSketches, state.config));
+    Object.assign(storedOf(state, key), { log, sketches: new Map([...tagSketches].map(([id, w]) => [id, w.stats.count])) });
+  }
+  return state;
+}
+
+/**
+ * The whole state as the changelog records that rebuild it, in one object (tests, tools, a glue that
+ * prefers periodic snapshots): the same format, so there is one restore path.
+ */
 export function snapshotAggregator(state: AggregatorState): AggregatorSnapshot {
-  const timeline = snapshotTimeline(state.timeline, aggToJSON);
-  return { version: SNAPSHOT_VERSION, ...timeline };
+  const records: AggregatorStateEntry[] = [partitionEntry(state.timeline, SNAPSHOT_VERSION)];
+  for (const [key, tag] of state.timeline.tags) {
+    const stored = storedOf(state, key);
+    // A copy: a snapshot must not change what the next takeAggregatorChanges writes.
+    records.push(...tagEntries(key, tag, { ...stored }, logRecords(stored.log), true));
+  }
+  return { version: SNAPSHOT_VERSION, records };
 }
 
 const aggToJSON = (w: AggWindow): AggWindowJSON => ({ unit: w.unit, stats: statsToJSON(w.stats), quality: { ...w.quality } });
 const aggFromJSON = (j: AggWindowJSON): AggWindow => ({ unit: j.unit, stats: statsFromJSON(j.stats), quality: { ...j.quality } });
 
-/** Changelog records for the state changed since the last call (see `takeTimelineChanges`). */
-export function takeAggregatorChanges(state: AggregatorState): StateEntry[] {
-  return takeTimelineChanges(state.timeline, SNAPSHOT_VERSION, aggToJSON);
-}
-
-export function restoreAggregatorFromChanges(
-  entries: Iterable<{ key?: string | undefined; value?: string | null | undefined }>,
-  config: Partial<AggregatorConfig> = {},
-): AggregatorState {
-  return { config: { ...DEFAULT_AGGREGATOR_CONFIG, ...config }, timeline: restoreTimelineFromChanges(entries, SNAPSHOT_VERSION, aggFromJSON) };
-}
-
 /** Config is not in the snapshot: it comes from the deployment, and may change across a restart. */
 export function restoreAggregator(snapshot: AggregatorSnapshot, config: Partial<AggregatorConfig> = {}): AggregatorState {
   if (snapshot.version !== SNAPSHOT_VERSION) throw new Error(`aggregator snapshot version ${snapshot.version}, expected ${SNAPSHOT_VERSION}`);
-  const timeline = restoreTimeline(snapshot, aggFromJSON);
-  return { config: { ...DEFAULT_AGGREGATOR_CONFIG, ...config }, timeline };
+  return restoreAggregatorFromChanges(snapshot.records, config);
 }

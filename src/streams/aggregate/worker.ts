@@ -68,7 +68,8 @@ export function createAggregateWorker(options: AggregateWorkerOptions): Transact
         touched.add(record.partition);
       }
       for (const partition of touched) {
-        for (const e of takeAggregatorChanges(states.get(partition)!)) outputs.push({ topic: changelog, partition, key: e.key, value: e.value });
+        // A null value is a tombstone (the serializer writes it as a null record value): compaction forgets the key.
+        for (const e of takeAggregatorChanges(states.get(partition)!)) outputs.push({ topic: changelog, partition, key: e.key, value: e.value as string });
       }
       return outputs;
     },
