@@ -4,7 +4,7 @@ import { kafkaConnection, kafkaUp, uniqueName } from "../../test/support/service
 import { createLogger } from "../log/logger.ts";
 import { baseClientOptions } from "./connection.ts";
 import { KafkaAdmin } from "./admin.ts";
-import { TransactionalProcessor, type ConsumedRecord } from "./processor.ts";
+import { produceChunks, TransactionalProcessor, type ConsumedRecord } from "./processor.ts";
 import { ReliableProducer } from "./producer.ts";
 import { readTopic } from "./reader.ts";
 
@@ -86,6 +86,27 @@ describe.skipIf(!kafkaUp)("transactional processor", () => {
     expect(Math.max(...sizes)).toBeLessThanOrEqual(150);
     expect(sizes.reduce((a, b) => a + b, 0)).toBe(COUNT);
   });
+  test("a transaction whose outputs exceed the broker's max.message.bytes per partition goes out in several requests", async () => {
+    const big = uniqueName("test.proc.big");
+    await admin.createTopic(big, 1);
+    const processor = new TransactionalProcessor({
+      connection,
+      groupId: uniqueName("test-proc-big"),
+      transactionalId: uniqueName("test-proc-big-tx"),
+      inputTopics: [input],
+      // 200 inputs x 20 KB to one partition: ~4 MB per transaction against the 1 MiB default limit.
+      process: (batch) => batch.map((r) => ({ topic: big, key: r.key, value: `${r.value}:${"x".repeat(20_000)}` })),
+      log,
+      maxBatch: 200,
+    });
+    await processor.start();
+    await waitFor(() => processor.committedBatches >= COUNT / 200, 60_000);
+    const records = await readTopic(connection, big, { until: COUNT, idleMs: 3000 });
+    await processor.stop();
+    await admin.deleteTopics([big]).catch(() => undefined);
+    expect(records.map((r) => Number(r.value!.split(":")[0])).sort((a, b) => a - b)).toEqual(Array.from({ length: COUNT }, (_, i) => i));
+  });
+
   test("a partition's new owner starts after the previous owner's last transaction, even while that one is still being committed", async () => {
     const handover = uniqueName("test.proc.handover");
     const handoverOut = uniqueName("test.proc.handover.out");
@@ -135,5 +156,23 @@ describe.skipIf(!kafkaUp)("transactional processor", () => {
     const values = (await readTopic(connection, handoverOut, { until: 10, idleMs: 1000 })).map((r) => r.value);
     expect(values).toEqual([...[0, 1, 2, 3, 4, 5].map((i) => `old:${i}`), ...[6, 7, 8, 9].map((i) => `new:${i}`)]);
     await admin.deleteTopics([handover, handoverOut]).catch(() => undefined);
+  });
+});
+
+describe("produce chunks", () => {
+  const record = (topic: string, bytes: number) => ({ topic, key: "k", value: "v".repeat(bytes) });
+
+  test("a topic's records go in requests of at most 768 KiB, in order; other topics ride along", () => {
+    const outputs = [...Array.from({ length: 10 }, (_, i) => ({ ...record("a", 200_000), key: `a${i}` })), record("b", 100)];
+    const chunks = produceChunks(outputs);
+    expect(chunks.flat()).toEqual(outputs);
+    for (const chunk of chunks) expect(chunk.filter((r) => r.topic === "a").reduce((n, r) => n + r.value.length, 0)).toBeLessThanOrEqual(768 * 1024);
+    expect(chunks.length).toBe(4);
+  });
+
+  test("small batches are one request; a single oversized record still goes (the broker decides)", () => {
+    expect(produceChunks([record("a", 10), record("b", 10)]).length).toBe(1);
+    expect(produceChunks([record("a", 2_000_000)])).toEqual([[record("a", 2_000_000)]]);
+    expect(produceChunks([])).toEqual([]);
   });
 });

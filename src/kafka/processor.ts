@@ -13,7 +13,8 @@ import {
 } from "@platformatic/kafka";
 import type { Logger } from "../log/logger.ts";
 import { KafkaAdmin } from "./admin.ts";
-import { baseClientOptions, type KafkaConnection } from "./connection.ts";
+import { baseClientOptions, transactionalRetryOptions, type KafkaConnection } from "./connection.ts";
+import { keyPartitioner } from "./partitioner.ts";
 import type { OutgoingRecord } from "./producer.ts";
 import { readPartition } from "./reader.ts";
 
@@ -170,6 +171,8 @@ export class TransactionalProcessor {
     const { connection, transactionalId } = this.#options;
     return new Producer({
       ...baseClientOptions(connection, `${transactionalId}-producer`),
+      ...transactionalRetryOptions(),
+      partitioner: keyPartitioner,
       idempotent: true,
       acks: ProduceAcks.ALL,
       transactionalId,
@@ -247,11 +250,15 @@ export class TransactionalProcessor {
       const mine = batch.filter((m) => owned(m) && m.offset > (this.#processedUpTo.get(`${m.topic}:${m.partition}`) ?? -1n));
       const outputs = await this.#options.process(mine.map(toConsumed));
       await transaction.addConsumer(this.#consumer!);
-      if (outputs.length > 0) await transaction.send({ messages: outputs });
-      for (const last of lastPerPartition(mine)) await transaction.addOffset(last);
+      const lasts = lastPerPartition(mine);
+      // Outputs go to their partitions' leaders and offsets to the group coordinator; neither waits
+      // for the other, and both are in before EndTxn. The transaction is only ended (either way)
+      // once both have settled, so nothing of it is still in flight when it is aborted.
+      const settled = await Promise.allSettled([sendInChunks(transaction, outputs), addOffsets(transaction, lasts)]);
+      for (const result of settled) if (result.status === "rejected") throw result.reason;
       await transaction.commit();
       this.committedBatches++;
-      for (const last of lastPerPartition(mine)) this.#processedUpTo.set(`${last.topic}:${last.partition}`, last.offset);
+      for (const last of lasts) this.#processedUpTo.set(`${last.topic}:${last.partition}`, last.offset);
       this.#committed(outputs);
     } catch (error) {
       if (transaction && !transaction.completed) await this.#abort(transaction);
@@ -383,6 +390,49 @@ export class TransactionalProcessor {
     await this.#producer?.close().catch(() => undefined);
     await this.#admin?.close().catch(() => undefined);
   }
+}
+
+/**
+ * Bytes of keys, values and headers per topic in one produce request. A topic's share bounds each of
+ * its partitions' record batch, which the broker refuses above the topic's max.message.bytes (1 MiB
+ * by default); the client never splits a batch, so a large transaction goes out in several requests.
+ */
+const MAX_REQUEST_BYTES_PER_TOPIC = 768 * 1024;
+/** Record framing (length, attributes, deltas, varints) on top of the payload, rounded up. */
+const RECORD_OVERHEAD_BYTES = 32;
+
+function recordBytes(record: OutgoingRecord): number {
+  let bytes = RECORD_OVERHEAD_BYTES + Buffer.byteLength(record.value) + (record.key === undefined ? 0 : Buffer.byteLength(record.key));
+  if (record.headers) for (const name in record.headers) bytes += Buffer.byteLength(name) + Buffer.byteLength(record.headers[name]!);
+  return bytes;
+}
+
+/** Consecutive runs of `outputs` within MAX_REQUEST_BYTES_PER_TOPIC per topic, in order, so each partition keeps its order. */
+export function produceChunks(outputs: OutgoingRecord[]): OutgoingRecord[][] {
+  const chunks: OutgoingRecord[][] = [];
+  let chunk: OutgoingRecord[] = [];
+  let bytes = new Map<string, number>();
+  for (const record of outputs) {
+    const size = recordBytes(record);
+    if ((bytes.get(record.topic) ?? 0) + size > MAX_REQUEST_BYTES_PER_TOPIC && chunk.length > 0) {
+      chunks.push(chunk);
+      chunk = [];
+      bytes = new Map();
+    }
+    chunk.push(record);
+    bytes.set(record.topic, (bytes.get(record.topic) ?? 0) + size);
+  }
+  if (chunk.length > 0) chunks.push(chunk);
+  return chunks;
+}
+
+async function sendInChunks(transaction: StringTransaction, outputs: OutgoingRecord[]): Promise<void> {
+  for (const chunk of produceChunks(outputs)) await transaction.send({ messages: chunk });
+}
+
+/** One at a time: the client merges concurrent addOffset calls into one request that carries only the first offset. */
+async function addOffsets(transaction: StringTransaction, lasts: StringMessage[]): Promise<void> {
+  for (const last of lasts) await transaction.addOffset(last);
 }
 
 function lastPerPartition(batch: StringMessage[]): StringMessage[] {
