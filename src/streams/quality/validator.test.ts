@@ -4,6 +4,8 @@ import type { Reading } from "../../envelope/reading.ts";
 import { loadRules } from "./rules.ts";
 import {
   createValidatorState,
+  decodeTimes,
+  encodeTimes,
   EventSchema,
   restoreState,
   restoreStateFromChanges,
@@ -429,5 +431,32 @@ describe("snapshot and restore", () => {
 
   test("a snapshot of another version is refused", () => {
     expect(() => restoreState({ version: 2, tags: [] } as never)).toThrow("version");
+  });
+
+  test.each([
+    ["none", []],
+    ["one", [T0]],
+    ["a steady rate", Array.from({ length: 600 }, (_, i) => T0 + i * 1000)],
+    ["jitter and a gap", [T0, T0 + 999, T0 + 2001, T0 + 3001, T0 + 4001, T0 + 9000, T0 + 9000 + 250]],
+  ])("the changelog's dedup window encoding gives back the same times: %s", (_name, times) => {
+    expect(decodeTimes(encodeTimes(times))).toEqual(times);
+  });
+
+  test("a steady rate is stored as three numbers, whatever the window holds", () => {
+    expect(encodeTimes(Array.from({ length: 600 }, (_, i) => T0 + i * 1000))).toEqual([T0, 1000, 599]);
+  });
+
+  test("changelog records of the previous format (plain list of times) are still read", () => {
+    const state = createValidatorState();
+    run(state, reading(), reading({ device: T0 + 1000 }));
+    const [entry] = takeStateChanges(state);
+    const current = JSON.parse(entry!.value);
+    const previous = { ...current, version: 1, seen: decodeTimes(current.seen) };
+    expect(restoreStateFromChanges([{ key: entry!.key, value: JSON.stringify(previous) }]).tags).toEqual(restoreStateFromChanges([entry!]).tags);
+    expect(restoreStateFromChanges([entry!]).tags.get(entry!.key)?.seen).toEqual([T0, T0 + 1000]);
+  });
+
+  test("a changelog record of an unknown version is refused", () => {
+    expect(() => restoreStateFromChanges([{ key: "a/b", value: JSON.stringify({ version: 3, seen: [] }) }])).toThrow("version");
   });
 });

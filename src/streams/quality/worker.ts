@@ -5,13 +5,17 @@ import type { Logger } from "../../log/logger.ts";
 import { createLedgerState, recordOutcome, restoreLedgerFromChanges, takeLedgerChanges, type LedgerState } from "../completeness/ledger.ts";
 import { topicNamespace, type TopicNamespace } from "../namespace.ts";
 import type { RuleSet } from "./rules.ts";
-import { createValidatorState, restoreStateFromChanges, takeStateChanges, validate, type ValidatorState } from "./validator.ts";
+import { createValidatorState, restoreStateFromChanges, stateRecord, takeStateChanges, validate, type ValidatorState } from "./validator.ts";
 
 export const QUALITY_GROUP = "gateway-quality";
 export const QUALITY_CHANGELOG = "_gateway.quality.changelog";
 export const QUALITY_INPUTS = ["telemetry.raw", "events.raw", "alarms.raw"] as const;
 const STATEFUL_INPUT = "telemetry.raw";
-/** The validator and the ledger share one changelog; a prefix tells their records apart. */
+/**
+ * The validator and the ledger share one changelog, one record per key and batch: the JSON array
+ * [validator state, ledger state], either null where that part holds nothing for the key. Records
+ * written before that had one record per part, keyed with these prefixes; they are still read.
+ */
 const VALIDATOR_PREFIX = "v|";
 const LEDGER_PREFIX = "l|";
 
@@ -31,39 +35,70 @@ export interface QualityWorkerOptions {
   now?: () => Date;
 }
 
-const withPrefix = (prefix: string, records: ConsumedRecord[]) =>
-  records.filter((r) => r.key?.startsWith(prefix)).map((r) => ({ key: r.key!.slice(prefix.length), value: r.value ?? null }));
+interface ChangelogEntry {
+  key: string;
+  value: string | null;
+}
 
-/**
- * The quality validator and completeness ledger as one exactly-once worker: raw → clean / DLQ /
- * events, with per-tag state (last value, last time, dedup window, ledger windows) kept in a
- * compacted changelog written in the same transaction.
- */
-export function createQualityWorker(options: QualityWorkerOptions): TransactionalProcessor {
-  const ns = options.namespace ?? topicNamespace();
-  const now = options.now ?? (() => new Date());
+/** The records to restore a partition from: each key's last one, in the order those were written. */
+function latestPerKey(records: ConsumedRecord[]): Map<string, string | null> {
+  const latest = new Map<string, string | null>();
+  for (const { key, value } of records) {
+    if (key === undefined) continue;
+    latest.delete(key);
+    latest.set(key, value ?? null);
+  }
+  return latest;
+}
+
+/** Split changelog records into the validator's and the ledger's, each in write order. */
+function splitChangelog(records: ConsumedRecord[]): { validator: ChangelogEntry[]; ledger: ChangelogEntry[] } {
+  const validator: ChangelogEntry[] = [];
+  const ledger: ChangelogEntry[] = [];
+  for (const [key, value] of latestPerKey(records)) {
+    if (key.startsWith(VALIDATOR_PREFIX)) validator.push({ key: key.slice(VALIDATOR_PREFIX.length), value });
+    else if (key.startsWith(LEDGER_PREFIX)) ledger.push({ key: key.slice(LEDGER_PREFIX.length), value });
+    else {
+      const [v, l] = value === null ? [null, null] : (JSON.parse(value) as [unknown, unknown]);
+      validator.push({ key, value: v === null ? null : JSON.stringify(v) });
+      ledger.push({ key, value: l === null ? null : JSON.stringify(l) });
+    }
+  }
+  return { validator, ledger };
+}
+
+/** One record per key either part changed, holding both parts' whole state: compaction keeps only the last. */
+function takeChanges(state: PartitionState): ChangelogEntry[] {
+  const validator = new Map(takeStateChanges(state.validator).map((e) => [e.key, e.value]));
+  for (const key of validator.keys()) state.ledger.timeline.dirty.add(key);
+  const entries: ChangelogEntry[] = [];
+  for (const { key, value } of takeLedgerChanges(state.ledger)) {
+    entries.push({ key, value: `[${validator.get(key) ?? stateRecord(state.validator, key)},${value}]` });
+    validator.delete(key);
+  }
+  for (const [key, value] of validator) entries.push({ key, value: `[${value},null]` });
+  return entries;
+}
+
+/** The worker's logic without Kafka: per-partition state, restored from and written to the changelog. */
+export interface QualityBatches {
+  /** Outputs of one batch in input order, then the changelog records of the state it changed. */
+  process(batch: ConsumedRecord[]): OutgoingRecord[];
+  restore(partition: number, records: ConsumedRecord[]): void;
+  drop(partition: number): void;
+}
+
+export function qualityBatches(rules: RuleSet, ns: TopicNamespace, now: () => Date): QualityBatches {
   const states = new Map<number, PartitionState>();
   /** events.raw and alarms.raw are validated without per-key state; this one is never persisted. */
   const stateless = createValidatorState();
-
-  return new TransactionalProcessor({
-    connection: options.connection,
-    groupId: ns.physical(QUALITY_GROUP),
-    transactionalId: ns.physical(`${QUALITY_GROUP}-${options.instanceId}`),
-    inputTopics: QUALITY_INPUTS.map((t) => ns.physical(t)),
-    log: options.log,
-    ...(options.maxBatch ? { maxBatch: options.maxBatch } : {}),
-    state: {
-      changelogTopic: ns.physical(QUALITY_CHANGELOG),
-      followsTopic: ns.physical(STATEFUL_INPUT),
-      restore(partition, records) {
-        states.set(partition, {
-          validator: restoreStateFromChanges(withPrefix(VALIDATOR_PREFIX, records)),
-          ledger: restoreLedgerFromChanges(withPrefix(LEDGER_PREFIX, records)),
-        });
-      },
-      drop: (partition) => states.delete(partition),
+  const changelog = ns.physical(QUALITY_CHANGELOG);
+  return {
+    restore(partition, records) {
+      const { validator, ledger } = splitChangelog(records);
+      states.set(partition, { validator: restoreStateFromChanges(validator), ledger: restoreLedgerFromChanges(ledger) });
     },
+    drop: (partition) => states.delete(partition),
     process(batch) {
       const outputs: OutgoingRecord[] = [];
       const touched = new Set<number>();
@@ -79,7 +114,7 @@ export function createQualityWorker(options: QualityWorkerOptions): Transactiona
         const result = validate(
           state?.validator ?? stateless,
           { topic, key: record.key, value: record.value ?? "", partition: record.partition, offset: record.offset, timestamp: record.timestamp },
-          options.rules,
+          rules,
           at,
         );
         const produced = state && result.outcome ? [...result.outputs, ...recordOutcome(state.ledger, result.outcome)] : result.outputs;
@@ -87,14 +122,36 @@ export function createQualityWorker(options: QualityWorkerOptions): Transactiona
         if (stateful) touched.add(record.partition);
       }
       for (const partition of touched) {
-        const state = states.get(partition)!;
-        const changelog = ns.physical(QUALITY_CHANGELOG);
-        for (const e of takeStateChanges(state.validator)) outputs.push({ topic: changelog, partition, key: VALIDATOR_PREFIX + e.key, value: e.value });
-        for (const e of takeLedgerChanges(state.ledger)) outputs.push({ topic: changelog, partition, key: LEDGER_PREFIX + e.key, value: e.value });
+        for (const { key, value } of takeChanges(states.get(partition)!)) outputs.push({ topic: changelog, partition, key, value: value as string });
       }
       stateless.tags.clear();
       stateless.dirty.clear();
       return outputs;
     },
+  };
+}
+
+/**
+ * The quality validator and completeness ledger as one exactly-once worker: raw → clean / DLQ /
+ * events, with per-tag state (last value, last time, dedup window, ledger windows) kept in a
+ * compacted changelog written in the same transaction.
+ */
+export function createQualityWorker(options: QualityWorkerOptions): TransactionalProcessor {
+  const ns = options.namespace ?? topicNamespace();
+  const batches = qualityBatches(options.rules, ns, options.now ?? (() => new Date()));
+  return new TransactionalProcessor({
+    connection: options.connection,
+    groupId: ns.physical(QUALITY_GROUP),
+    transactionalId: ns.physical(`${QUALITY_GROUP}-${options.instanceId}`),
+    inputTopics: QUALITY_INPUTS.map((t) => ns.physical(t)),
+    log: options.log,
+    ...(options.maxBatch ? { maxBatch: options.maxBatch } : {}),
+    state: {
+      changelogTopic: ns.physical(QUALITY_CHANGELOG),
+      followsTopic: ns.physical(STATEFUL_INPUT),
+      restore: batches.restore,
+      drop: batches.drop,
+    },
+    process: batches.process,
   });
 }
