@@ -84,7 +84,12 @@ export const ApplianceConfigSchema = Type.Object(
       {
         enabled: Type.Optional(Type.Boolean({ description: "Run the quality validator and aggregator here (default: on in standalone and hub, off at the edge)" })),
         quality_rules_file: Type.Optional(Type.String({ description: "Quality rules YAML: ranges, rates of change, expected intervals" })),
-        alarm_rules_file: Type.Optional(Type.String({ description: "Alarm rules YAML (limits, delays, deadbands); without it the alarm evaluator does not run" })),
+        alarm_rules_file: Type.Optional(
+          Type.String({
+            description:
+              "Alarm rules YAML: its set-wide settings (delays, deadband, severities, evaluated qualities) apply to every evaluator; its rules seed the control DB once, while this gateway has never had alarm rules there (then /api/v1/alarm-rules owns them)",
+          }),
+        ),
         alert_rules_file: Type.Optional(Type.String({ description: "Alert routing YAML (PagerDuty, Slack, SMS, e-mail, webhooks); without it the alert router and sender do not run" })),
         alert_secrets_dir: Type.Optional(Type.String({ description: "Folder of files for ${secret:name} in the alert routing YAML (else env SECRET_<NAME>)" })),
         alert_retry_budget_ms: Type.Integer({

@@ -38,6 +38,8 @@ export function followAlarmRules(options: { connection: KafkaConnection; namespa
   const appliedUpTo = new Map<number, bigint>();
   let set = alarmRuleSetOf(options.defaults, []);
   let stopped = false;
+  /** Changes are logged one by one once the initial read is done; that read is logged as a count. */
+  let following = false;
   let tail: Tail | undefined;
   const sleeper = new Sleeper();
   let markLoaded!: () => void;
@@ -48,7 +50,7 @@ export function followAlarmRules(options: { connection: KafkaConnection; namespa
     appliedUpTo.set(record.partition, record.offset);
     const key = record.key ?? "";
     if (record.value === undefined || record.value === null) {
-      if (rules.delete(key)) log.info({ rule_id: key }, "alarm rule removed");
+      if (rules.delete(key) && following) log.info({ rule_id: key }, "alarm rule removed");
       return true;
     }
     const decoded = decodeRuleRecord(key, record.value);
@@ -58,7 +60,7 @@ export function followAlarmRules(options: { connection: KafkaConnection; namespa
       return false;
     }
     rules.set(key, decoded.rule);
-    log.info({ rule_id: key, version: decoded.version }, "alarm rule applied");
+    if (following) log.info({ rule_id: key, version: decoded.version }, "alarm rule applied");
     return true;
   };
   const rebuild = () => {
@@ -72,6 +74,7 @@ export function followAlarmRules(options: { connection: KafkaConnection; namespa
     }
     rebuild();
     if (stopped) return;
+    following = true;
     tail = tailTopics(
       options.connection,
       [topic],
