@@ -1,8 +1,9 @@
 import { Elysia } from "elysia";
 import { ApiError } from "../src/api/errors.ts";
 import { actorOf } from "../src/api/principal.ts";
-import { appendAudit } from "../src/db/repo.ts";
+import { appendAudit, listAlarmRules } from "../src/db/repo.ts";
 import { UnknownAlarmError, type Alarm, type AlarmFilter } from "../src/live/alarms.ts";
+import { alarmRulesSection } from "./alarm-rules.ts";
 import { viewerCan, type UiDeps, type Viewer } from "./context.ts";
 import { formatDateTime, toneOf } from "./format.ts";
 import { attr, html, type Html } from "./html.ts";
@@ -52,7 +53,7 @@ async function alarmTable(deps: UiDeps, viewer: Viewer, filter: AlarmFilter): Pr
   if (alarms.length === 0) {
     return html`<div${common}>${emptyState(
       filter.state === "all" ? "No alarms." : "No active alarms.",
-      "Alarms are raised by the evaluator from the rules in streams.alarm_rules_file, and appear here as they happen.",
+      "Alarms are raised by the evaluator from the alarm rules below, and appear here as they happen.",
     )}</div>`;
   }
   return html`<div${common}>
@@ -95,6 +96,7 @@ export function alarmPages(deps: UiDeps) {
         const filter = filterOf(ctx.query);
         const table = await alarmTable(deps, viewer, filter);
         if (isHtmx(ctx.request)) return htmlResponse(table);
+        const rules = await listAlarmRules(deps.db(), { gatewayId: deps.config.gateway_id });
         return page(
           viewer,
           "Alarms",
@@ -106,7 +108,8 @@ export function alarmPages(deps: UiDeps) {
     <button class="btn" type="submit">Apply</button>
   </form>
   ${table}
-</section>`,
+</section>
+${alarmRulesSection(rules)}`,
         );
       }),
     )
