@@ -17,9 +17,10 @@
  * - replay: a new group over the same topic into the same tables, so every row conflicts: the
  *   idempotent staging path a crash recovery takes.
  *
- * Each window also records CPU per row — this process, the PostgreSQL backends that did the work
- * (by application_name), the Kafka broker — and the whole machine's busy %, since rows/s on the
- * shared box swing with other people's load while CPU per row does not. S3: moto's server, the
+ * Each window also records CPU per row — this process (over the whole run, and over the steady
+ * window alone, without start-up), the PostgreSQL backends that did the work (by application_name),
+ * the Kafka broker — and the whole machine's busy %, since rows/s on the shared box swing with
+ * other people's load while CPU per row does not. S3: moto's server, the
  * sink with --s3-batch-row files, and Parquet encoding alone.
  */
 import { parseArgs } from "node:util";
@@ -167,21 +168,29 @@ interface Rates {
   /** From start (config, group join, table DDL) to the last row. */
   overall: number;
   cpu: CpuUse;
+  /** This process's CPU per row over the steady window only: the per-row cost without start-up (imports, group join, DDL). */
+  bunSteadyUsPerRow: number;
 }
 
 /** Polls the runtime until every record is handled; conflicting rows (the replay) add nothing to the table but count as handled. */
 async function measure(runtime: Awaited<ReturnType<typeof startSink>>, started: number, window: CpuWindow, pgCpu: () => Promise<number>): Promise<Rates> {
-  let first: { at: number; rows: number } | undefined;
+  let first: { at: number; rows: number; cpu: NodeJS.CpuUsage } | undefined;
   for (;;) {
     const rows = runtime.status().rows_written;
-    if (!first && rows > 0) first = { at: performance.now(), rows };
+    if (!first && rows > 0) first = { at: performance.now(), rows, cpu: process.cpuUsage() };
     if (rows >= N) break;
     await Bun.sleep(5);
   }
   const end = performance.now();
+  const steadyCpu = process.cpuUsage(first!.cpu);
   const cpu = window.end(N, await pgCpu());
   await runtime.stop();
-  return { steady: (N - first!.rows) / ((end - first!.at) / 1000), overall: N / ((end - started) / 1000), cpu };
+  return {
+    steady: (N - first!.rows) / ((end - first!.at) / 1000),
+    overall: N / ((end - started) / 1000),
+    cpu,
+    bunSteadyUsPerRow: round((steadyCpu.user + steadyCpu.system) / (N - first!.rows), 1),
+  };
 }
 
 async function sinkRun(schema: string, group: string): Promise<Rates> {
@@ -231,12 +240,13 @@ async function s3Bench(rows: ReturnType<typeof mappedRows>) {
         { log: quiet, metrics: createMetricsRegistry() },
       );
       results.push(await measure(runtime, started, window, async () => 0));
-      log(`S3 run ${run + 1}: ${round(results.at(-1)!.steady)} rows/s steady, ${round(results.at(-1)!.overall)} overall`);
+      log(`S3 run ${run + 1}: ${round(results.at(-1)!.steady)} rows/s steady, ${round(results.at(-1)!.overall)} overall, ${results.at(-1)!.bunSteadyUsPerRow} µs CPU/row steady`);
     }
     return {
       sink_rows_per_s: round(median(results.map((r) => r.steady))),
       sink_overall_rows_per_s: round(median(results.map((r) => r.overall))),
-      runs: results.map((r) => ({ steady: round(r.steady), overall: round(r.overall), bun_us_per_row: r.cpu.bun_us_per_row, machine_busy_pct: r.cpu.machine_busy_pct })),
+      bun_steady_us_per_row: median(results.map((r) => r.bunSteadyUsPerRow)),
+      runs: results.map((r) => ({ steady: round(r.steady), overall: round(r.overall), bun_us_per_row: r.cpu.bun_us_per_row, bun_steady_us_per_row: r.bunSteadyUsPerRow, machine_busy_pct: r.cpu.machine_busy_pct })),
       encode_only_rows_per_s: round(encodeRowsPerSecond), bytes_per_row: round(bytes / N, 1), file_rows: S3_BATCH };
   } finally {
     await moto.stop();
@@ -268,7 +278,7 @@ async function main() {
     const schema = await freshSchema("sink");
     sink.push(await sinkRun(schema, `bench-pg-${stamp}-${run}`));
     if ((await count(schema)) !== N) throw new Error("sink lost or doubled rows");
-    log(`PG run ${run + 1}: sink ${round(sink.at(-1)!.steady)} rows/s steady, ${round(sink.at(-1)!.overall)} overall (machine busy ${sink.at(-1)!.cpu.machine_busy_pct} %)`);
+    log(`PG run ${run + 1}: sink ${round(sink.at(-1)!.steady)} rows/s steady, ${round(sink.at(-1)!.overall)} overall, ${sink.at(-1)!.bunSteadyUsPerRow} µs CPU/row steady (machine busy ${sink.at(-1)!.cpu.machine_busy_pct} %)`);
     replay.push(await sinkRun(schema, `bench-pg-replay-${stamp}-${run}`));
     if ((await count(schema)) !== N) throw new Error("replay doubled rows");
     log(`PG run ${run + 1}: replay (all conflicts) ${round(replay.at(-1)!.steady)} rows/s steady`);
@@ -284,17 +294,21 @@ async function main() {
       raw_copy_rows_per_s: round(median(raw.map((r) => r.rate))),
       sink_rows_per_s: round(median(sink.map((r) => r.steady))),
       sink_vs_raw_copy: round(median(sink.map((r) => r.steady)) / median(raw.map((r) => r.rate)), 2),
+      // Each sink run beside the raw COPY run just before it: the two saw about the same load.
+      sink_vs_raw_copy_per_run: sink.map((r, i) => round(r.steady / raw[i]!.rate, 2)),
+      // What one sink process could do if its own CPU were the only limit (a core to itself).
+      sink_cpu_bound_rows_per_s: round(1e6 / median(sink.map((r) => r.bunSteadyUsPerRow))),
       sink_overall_rows_per_s: round(median(sink.map((r) => r.overall))),
       replay_rows_per_s: round(median(replay.map((r) => r.steady))),
       cpu_us_per_row: {
         raw: medianCpu(raw.map((r) => r.cpu)),
-        sink: medianCpu(sink.map((r) => r.cpu)),
-        replay: medianCpu(replay.map((r) => r.cpu)),
+        sink: { ...medianCpu(sink.map((r) => r.cpu)), bun_steady: median(sink.map((r) => r.bunSteadyUsPerRow)) },
+        replay: { ...medianCpu(replay.map((r) => r.cpu)), bun_steady: median(replay.map((r) => r.bunSteadyUsPerRow)) },
       },
       runs: {
         raw: raw.map((r) => ({ rate: round(r.rate), ...r.cpu })),
-        sink: sink.map((r) => ({ steady: round(r.steady), overall: round(r.overall), ...r.cpu })),
-        replay: replay.map((r) => ({ steady: round(r.steady), ...r.cpu })),
+        sink: sink.map((r) => ({ steady: round(r.steady), overall: round(r.overall), bun_steady_us_per_row: r.bunSteadyUsPerRow, ...r.cpu })),
+        replay: replay.map((r) => ({ steady: round(r.steady), bun_steady_us_per_row: r.bunSteadyUsPerRow, ...r.cpu })),
       },
     },
     s3_parquet: s3,

@@ -218,6 +218,8 @@ function kafkaTime(record: ConsumedRecord): number {
   return Number(record.timestamp);
 }
 
+const QUALITIES = new Set(["GOOD", "SUSPECT", "BAD", "UNCERTAIN"]);
+
 export function telemetryRow(record: ConsumedRecord): TelemetryRow {
   const r = parseObject(record);
   const ts = r.timestamps;
@@ -228,14 +230,20 @@ export function telemetryRow(record: ConsumedRecord): TelemetryRow {
   const at = device ?? gateway;
   if (at === null) fail("timestamps: neither device_time nor gateway_time is set");
   const quality = r.quality;
-  if (typeof quality !== "string" || !["GOOD", "SUSPECT", "BAD", "UNCERTAIN"].includes(quality)) {
+  if (typeof quality !== "string" || !QUALITIES.has(quality)) {
     fail(`quality: expected one of GOOD, SUSPECT, BAD, UNCERTAIN, got ${JSON.stringify(quality) ?? "nothing"}`);
   }
+  // Numbers, the common case, without the intermediate object of valueColumns (a row per record).
+  let value: number | null = null;
+  let value_text: string | null = null;
+  if (typeof r.value === "number" && Number.isFinite(r.value)) value = r.value;
+  else ({ value, value_text } = valueColumns(r.value, "value"));
   return {
     time: at,
     asset_id: name(r, "asset_id"),
     parameter: name(r, "parameter"),
-    ...valueColumns(r.value, "value"),
+    value,
+    value_text,
     unit: optText(r, "unit", "unit", 64),
     quality,
     gateway_time: gateway,

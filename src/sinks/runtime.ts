@@ -113,6 +113,10 @@ export class SinkRuntime {
   #epoch = 0;
 
   #timer: ReturnType<typeof setTimeout> | undefined;
+  /** Set while a write is in flight: wakes the flush loop as soon as the next batch is full. */
+  #batchFull: (() => void) | undefined;
+  /** Offset commits, one after the other, off the write path: the next batch is written meanwhile. */
+  #commits: Promise<void> = Promise.resolve();
   #lagTimer: ReturnType<typeof setInterval> | undefined;
   #running = false;
   #runDone: Promise<void> = Promise.resolve();
@@ -267,6 +271,9 @@ export class SinkRuntime {
     if (this.#pending.length >= this.#maxRows) {
       // A batch is waiting: fetch no more until it is taken.
       this.#setPaused(true);
+      const full = this.#batchFull;
+      this.#batchFull = undefined;
+      full?.();
       this.#trigger(0);
     } else if (!this.#timer) {
       this.#trigger(this.#maxWait - (Date.now() - this.#pendingSince));
@@ -302,15 +309,22 @@ export class SinkRuntime {
   }
 
   /**
-   * Writes batches while one is due. Two stages overlap: the next batch is taken and mapped while
-   * the previous one is being written and committed; writes themselves stay one at a time, in order.
+   * Writes batches while one is due. Two stages overlap: the next batch is taken and mapped as soon
+   * as it is full, while the previous one is being written; writes themselves stay one at a time,
+   * in order. A batch that is due only by age waits for the write in flight.
    */
   async #run(): Promise<void> {
     if (this.#running) return;
     this.#running = true;
     let inflight: Promise<void> | undefined;
     try {
-      while (this.#due() && !this.#abort) {
+      while (!this.#abort) {
+        if (!this.#due()) {
+          if (!inflight) break;
+          const full = await Promise.race([inflight.then(() => false), this.#untilFull()]);
+          if (!full) inflight = undefined;
+          continue;
+        }
         const prepared = await this.#prepare();
         if (inflight) await inflight;
         inflight = this.#complete(prepared);
@@ -325,10 +339,16 @@ export class SinkRuntime {
       }
     } finally {
       this.#running = false;
+      this.#batchFull = undefined;
     }
     if (this.#stopping) return;
     if (!this.#targetDown && this.#pending.length < this.#maxRows) this.#setPaused(false);
-    if (this.#pending.length > 0) this.#trigger(this.#maxWait - (Date.now() - this.#pendingSince));
+    if (this.#pending.length > 0) this.#trigger(this.#due() ? 0 : this.#maxWait - (Date.now() - this.#pendingSince));
+  }
+
+  #untilFull(): Promise<boolean> {
+    if (this.#pending.length >= this.#maxRows) return Promise.resolve(true);
+    return new Promise((resolve) => (this.#batchFull = () => resolve(true)));
   }
 
   // ------------------------------------------------------------------------------------------------
@@ -400,7 +420,7 @@ export class SinkRuntime {
       const queued = this.#toCommit.get(k);
       if (!queued || next.offset > queued.offset) this.#toCommit.set(k, next);
     }
-    await this.#commit();
+    this.#commits = this.#commits.then(() => this.#commit());
   }
 
   async #commit(): Promise<void> {
@@ -639,6 +659,7 @@ export class SinkRuntime {
       clearTimeout(deadline);
     }
     if (this.#pending.length > 0) this.#log.warn({ records: this.#pending.length }, "stopping with records not written; they stay uncommitted");
+    await this.#commits;
     this.#stopped = true;
     this.#abort = true;
     for (const wake of [...this.#wakers]) wake();

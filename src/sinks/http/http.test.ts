@@ -21,9 +21,10 @@ interface Received {
  * Idempotency-Key alone: a request whose key was seen before is acknowledged and ignored, and
  * every element of a new key is applied (counted per `_kafka` coordinates, so an element applied
  * twice shows). `unique` counts each element once by its `_kafka` coordinates over every request,
- * what a receiver dedupes on when batch boundaries differ after a crash.
+ * what a receiver dedupes on when batch boundaries differ after a crash. `delayMs` makes each
+ * accepted request take that long, like a remote API, so a sink can be caught mid-stream.
  */
-function receiver() {
+function receiver(delayMs = 0) {
   const requests: Received[] = [];
   const unique = new Map<string, Record<string, unknown>>();
   const keys = new Set<string>();
@@ -42,6 +43,7 @@ function receiver() {
         return new Response("maintenance", { status: 503 });
       }
       if (request.method === "HEAD") return new Response(null, { status: 200 });
+      if (delayMs > 0) await Bun.sleep(delayMs);
       const text = await request.text();
       const ndjson = request.headers.get("content-type") === "application/x-ndjson";
       const elements = (ndjson ? text.trim().split("\n").map((l) => JSON.parse(l)) : JSON.parse(text)) as Record<string, unknown>[];
@@ -171,7 +173,8 @@ describe.skipIf(!kafkaUp)("cloud-api (HTTP) sink", () => {
   test("kill -9 mid-batch and a crash before the commit: after restart every record is at the receiver, duplicates only as re-deliveries", async () => {
     const N = 6000;
     const [input, dlq] = await topicsFor({ "telemetry.clean": 3, dlq: 1 });
-    const server = receiver();
+    // 30 requests of 200 at 20 ms each: slow enough to kill the second run before it is through.
+    const server = receiver(20);
     await produce(connection, readingRecords(input!, 0, N));
     const base = config("crash", input!, dlq!, server.url);
     const cfg = { ...base, kafka: { ...base.kafka, instance_id: "http-crash-1" } };
