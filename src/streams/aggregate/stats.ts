@@ -117,7 +117,7 @@ export function mergeStats(into: Stats, from: Stats, config: StatsConfig = DEFAU
 }
 
 /** Linear interpolation between closest ranks (NumPy's default): exact for the samples held. */
-function exactQuantile(sorted: number[], q: number): number {
+function exactQuantile(sorted: Float64Array, q: number): number {
   const rank = q * (sorted.length - 1);
   const lo = Math.floor(rank);
   const below = sorted[lo] as number;
@@ -127,8 +127,10 @@ function exactQuantile(sorted: number[], q: number): number {
 
 export function quantiles(stats: Stats, qs: number[]): number[] {
   if (stats.count === 0) return qs.map(() => Number.NaN);
+  if (stats.values?.length === 1) return qs.map(() => stats.values![0]!);
   if (stats.values) {
-    const sorted = [...stats.values].sort((a, b) => a - b);
+    // A typed array sorts numerically without a comparator call per pair.
+    const sorted = Float64Array.from(stats.values).sort();
     return qs.map((q) => exactQuantile(sorted, q));
   }
   // The sketch answers within its relative accuracy of a bin's value; the true min/max bound it tighter.

@@ -90,6 +90,28 @@ describe("closing by event time", () => {
     expect(r?.aggregates.p50).toBeCloseTo(3.31, 10);
   });
 
+  test("written exactly as JSON.stringify writes the record, in the seed's field order", () => {
+    const state = only(["1s", "1min"], { allowed_lateness_ms: 0 });
+    // No unit: written as null.
+    const odd = (t: number, v: number): AggregatorInput => ({ ...sample(t, v), asset_id: 'pump "7"\\ü', unit: undefined });
+    const outputs = feed(state, [sample(T0, 1e21), sample(T0 + 500, -3), odd(T0 + 2_000, -0.1 / 3), sample(T0 + 1_000, 2), sample(T0 + 100, 4), sample(T0 + MIN, 0), odd(T0 + MIN, 1)]);
+    expect(records(outputs).map((r) => [r.asset_id, r.resolution, r.revision])).toEqual([
+      ["pump_7", "1s", 0],
+      ["pump_7", "1s", 1],
+      ["pump_7", "1s", 0],
+      ["pump_7", "1min", 0],
+      ['pump "7"\\ü', "1s", 0],
+      ['pump "7"\\ü', "1min", 0],
+    ]);
+    for (const o of outputs) {
+      const parsed = JSON.parse(o.value) as AggregateRecord;
+      expect(JSON.stringify(parsed)).toBe(o.value);
+      expect(Object.keys(parsed)).toEqual(["asset_id", "parameter", "unit", "resolution", "window_start", "window_end", "revision", "aggregates", "quality_summary"]);
+      expect(Object.keys(parsed.aggregates)).toEqual(["avg", "min", "max", "stddev", "count", "p50", "p95", "p99"]);
+      expect(Object.keys(parsed.quality_summary)).toEqual(["good_samples", "suspect_samples", "uncertain_samples", "bad_samples", "pct_good"]);
+    }
+  });
+
   test("a sample exactly at window_end belongs to the next window", () => {
     const state = only(["1s"], { allowed_lateness_ms: 0 });
     const outputs = feed(state, [sample(T0), sample(T0 + 1_000), sample(T0 + 2_000)]);

@@ -126,6 +126,8 @@ export interface Sample {
 }
 
 export interface Ingested<W> {
+  /** The tag's key, `asset_id/parameter`. */
+  key: string;
   emitted: Emission<W>[];
   /** Resolutions whose window for this sample was already closed and forgotten. */
   too_late: Resolution[];
@@ -152,18 +154,18 @@ export function tagWatermark(tag: TagTimeline<unknown>, steady: number, timing: 
   return tag.watermark;
 }
 
-function findSlot<W>(slots: WindowSlot<W>[], start: number): { slot: WindowSlot<W> | undefined; at: number } {
+/** Index of the window starting at `start`, or where it would be inserted. */
+function slotIndex<W>(slots: WindowSlot<W>[], start: number): number {
   // Samples mostly land in the newest window: search from the end.
   let at = slots.length;
   while (at > 0 && (slots[at - 1] as WindowSlot<W>).start >= start) at--;
-  const slot = slots[at];
-  return { slot: slot?.start === start ? slot : undefined, at };
+  return at;
 }
 
 const tagKey = (t: { asset_id: string; parameter: string }) => `${t.asset_id}/${t.parameter}`;
 
 /** Emit windows the watermark has passed, then forget closed ones beyond the retention horizon. */
-function closeDue<W>(timeline: Timeline<W>, tag: TagTimeline<W>, watermark: number, resolutions: readonly Resolution[], timing: WindowTiming, out: Emission<W>[]): void {
+function closeDue<W>(timeline: Timeline<W>, key: string, tag: TagTimeline<W>, watermark: number, resolutions: readonly Resolution[], timing: WindowTiming, out: Emission<W>[]): void {
   for (const resolution of resolutions) {
     const slots = tag.windows[resolution];
     if (!slots) continue;
@@ -175,13 +177,13 @@ function closeDue<W>(timeline: Timeline<W>, tag: TagTimeline<W>, watermark: numb
       if (slot.revision < 0) {
         slot.revision = 0;
         out.push({ tag, resolution, slot });
-        timeline.dirty.add(tagKey(tag));
+        timeline.dirty.add(key);
       }
       if (end <= watermark - timing.retained_windows * size) expired++;
     }
     if (expired > 0) {
       slots.splice(0, expired);
-      timeline.dirty.add(tagKey(tag));
+      timeline.dirty.add(key);
     }
   }
 }
@@ -204,7 +206,12 @@ function sweep<W>(timeline: Timeline<W>, resolutions: readonly Resolution[], tim
   timeline.last_sweep = steady;
   timeline.dirty.add(PARTITION_ENTRY_KEY);
   const closed: Emission<W>[] = [];
-  for (const tag of timeline.tags.values()) closeDue(timeline, tag, tagWatermark(tag, steady, timing), resolutions, timing, closed);
+  for (const [key, tag] of timeline.tags) {
+    // Within the grace a tag's watermark is still the one its last sample set, and closeDue already
+    // ran with it; only idle tags can have something to close.
+    if (steady - tag.arrival_steady <= timing.idle_grace_ms) continue;
+    closeDue(timeline, key, tag, tagWatermark(tag, steady, timing), resolutions, timing, closed);
+  }
   // Stable sort: within a tag, the resolution/start order closeDue produced is kept.
   closed.sort((a, b) => (tagKey(a.tag) < tagKey(b.tag) ? -1 : tagKey(a.tag) > tagKey(b.tag) ? 1 : 0));
   out.push(...closed);
@@ -258,9 +265,9 @@ export function ingest<W>(timeline: Timeline<W>, sample: Sample, resolutions: re
       continue;
     }
     const slots = (tag.windows[resolution] ??= []);
-    const found = findSlot(slots, start);
-    let slot = found.slot;
-    if (!slot) slots.splice(found.at, 0, (slot = { start, revision: -1, data: hooks.create(resolution) }));
+    const at = slotIndex(slots, start);
+    let slot = slots[at];
+    if (slot?.start !== start) slots.splice(at, 0, (slot = { start, revision: -1, data: hooks.create(resolution) }));
     hooks.update(slot.data, late || slot.revision >= 0);
     if (slot.revision >= 0) {
       slot.revision += 1;
@@ -270,9 +277,9 @@ export function ingest<W>(timeline: Timeline<W>, sample: Sample, resolutions: re
 
   tag.max_time = Math.max(tag.max_time, sample.time);
   tag.arrival_steady = steady;
-  closeDue(timeline, tag, tagWatermark(tag, steady, timing), resolutions, timing, emitted);
+  closeDue(timeline, key, tag, tagWatermark(tag, steady, timing), resolutions, timing, emitted);
   sweep(timeline, resolutions, timing, emitted);
-  return { emitted, too_late, watermark };
+  return { key, emitted, too_late, watermark };
 }
 
 /**
@@ -451,32 +458,47 @@ export function createAggregatorState(config: Partial<AggregatorConfig> = {}): A
   return { config: { ...DEFAULT_AGGREGATOR_CONFIG, ...config }, timeline: createTimeline(), stored: new Map() };
 }
 
-function toRecord({ tag, resolution, slot }: Emission<AggWindow>): AggregateRecord {
-  const s = summarize(slot.data.stats);
-  const q = slot.data.quality;
-  return {
-    asset_id: tag.asset_id,
-    parameter: tag.parameter,
-    unit: slot.data.unit,
-    resolution,
-    window_start: new Date(slot.start).toISOString(),
-    window_end: new Date(slot.start + RESOLUTION_MS[resolution]).toISOString(),
-    revision: slot.revision,
-    aggregates: { avg: s.avg, min: s.min, max: s.max, stddev: s.stddev, count: s.count, p50: s.p50, p95: s.p95, p99: s.p99 },
-    quality_summary: {
-      good_samples: q.good,
-      suspect_samples: q.suspect,
-      uncertain_samples: q.uncertain,
-      bad_samples: q.bad,
-      pct_good: roundPct((q.good / s.count) * 100),
-    },
-  };
+/** ISO texts of recent window bounds: emissions come in runs of the same windows of different tags. A pure memo. */
+const isoTexts = new Map<number, string>();
+function isoOf(ms: number): string {
+  let text = isoTexts.get(ms);
+  if (text === undefined) {
+    if (isoTexts.size >= 256) isoTexts.clear();
+    isoTexts.set(ms, (text = new Date(ms).toISOString()));
+  }
+  return text;
 }
 
-/** Keyed like the reading (`asset_id/parameter`): same partitioner as telemetry.clean, and a revision follows its original. */
-function toOutput(emission: Emission<AggWindow>): Output {
-  const record = toRecord(emission);
-  return { topic: AGGREGATE_TOPICS[record.resolution], key: `${record.asset_id}/${record.parameter}`, value: JSON.stringify(record) };
+/** A number as JSON.stringify writes it. */
+const num = (x: number) => (Number.isFinite(x) ? String(x) : "null");
+
+/**
+ * The AggregateRecord as JSON, keyed like the reading (`asset_id/parameter`: same partitioner as
+ * telemetry.clean, and a revision follows its original). Written as text, in the field order of
+ * AggregateRecord: one goes out for almost every input, and building the object to stringify it
+ * cost more than the text.
+ */
+function toOutput({ tag, resolution, slot }: Emission<AggWindow>): Output {
+  const s = summarize(slot.data.stats);
+  const q = slot.data.quality;
+  const { key, head } = outputTextOf(tag);
+  const value =
+    `${head}"unit":${slot.data.unit === null ? "null" : JSON.stringify(slot.data.unit)},` +
+    `"resolution":"${resolution}","window_start":"${isoOf(slot.start)}","window_end":"${isoOf(slot.start + RESOLUTION_MS[resolution])}","revision":${slot.revision},` +
+    `"aggregates":{"avg":${num(s.avg)},"min":${num(s.min)},"max":${num(s.max)},"stddev":${num(s.stddev)},"count":${s.count},"p50":${num(s.p50)},"p95":${num(s.p95)},"p99":${num(s.p99)}},` +
+    `"quality_summary":{"good_samples":${q.good},"suspect_samples":${q.suspect},"uncertain_samples":${q.uncertain},"bad_samples":${q.bad},"pct_good":${num(roundPct((q.good / s.count) * 100))}}}`;
+  return { topic: AGGREGATE_TOPICS[resolution], key, value };
+}
+
+/** Per tag (by identity), its output key and the start of its records' JSON: the same for every record of the tag. A pure memo. */
+const outputTexts = new WeakMap<TagTimeline<AggWindow>, { key: string; head: string }>();
+function outputTextOf(tag: TagTimeline<AggWindow>): { key: string; head: string } {
+  let text = outputTexts.get(tag);
+  if (!text) {
+    text = { key: `${tag.asset_id}/${tag.parameter}`, head: `{"asset_id":${JSON.stringify(tag.asset_id)},"parameter":${JSON.stringify(tag.parameter)},` };
+    outputTexts.set(tag, text);
+  }
+  return text;
 }
 
 /**
@@ -489,7 +511,7 @@ export function aggregate(state: AggregatorState, reading: AggregatorInput): Out
   const value = reading.value;
   const { config } = state;
   const time = Date.parse(reading.timestamps.device_time ?? reading.timestamps.gateway_time);
-  const { emitted, too_late, watermark } = ingest(
+  const { key, emitted, too_late, watermark } = ingest(
     state.timeline,
     { asset_id: reading.asset_id, parameter: reading.parameter, time, gateway_time: Date.parse(reading.timestamps.gateway_time) },
     config.resolutions,
@@ -503,7 +525,7 @@ export function aggregate(state: AggregatorState, reading: AggregatorInput): Out
     },
   );
   if (too_late.length < config.resolutions.length) {
-    appendSample(storedOf(state, `${reading.asset_id}/${reading.parameter}`).log, { time, value, quality: reading.quality, unit: reading.unit ?? null });
+    appendSample(storedOf(state, key).log, { time, value, quality: reading.quality, unit: reading.unit ?? null });
   }
   const outputs = emitted.map(toOutput);
   if (too_late.length > 0) {
@@ -569,8 +591,8 @@ const windowId = (resolution: Resolution, start: number) => `${resolution}|${sta
 /** Per tag, what its records hold beyond the windows themselves. */
 interface StoredTag {
   log: SampleLog;
-  /** Sketched windows with a record, by `windowId`: the sample count that record has. */
-  sketches: Map<string, number>;
+  /** Sketched windows with a record, by `windowId`: the sample count that record has. Replaced, never changed in place. */
+  sketches: ReadonlyMap<string, number>;
   /** The tag record's constant start (version and names), encoded once. */
   head: string;
 }
@@ -592,23 +614,29 @@ interface TagRecord {
   tail: SamplesJSON;
 }
 
+const NO_SKETCHES: ReadonlyMap<string, number> = new Map();
+
 function storedOf(state: AggregatorState, key: string): StoredTag {
   let stored = state.stored.get(key);
   if (!stored) {
     const tag = state.timeline.tags.get(key) as TagTimeline<AggWindow>;
     const head = `{"version":${SNAPSHOT_VERSION},"asset_id":${JSON.stringify(tag.asset_id)},"parameter":${JSON.stringify(tag.parameter)}`;
-    state.stored.set(key, (stored = { log: createSampleLog(), sketches: new Map(), head }));
+    state.stored.set(key, (stored = { log: createSampleLog(), sketches: NO_SKETCHES, head }));
   }
   return stored;
 }
 
 /** Whether some exact window still holds the sample. Its window at a resolution exists iff it has not expired (see above). */
+/** Largest first: the longest window holds a sample longest, so the first look usually answers. */
+const RESOLUTIONS_DESCENDING = [...RESOLUTIONS].reverse();
+
 function sampleNeeded(tag: TagTimeline<AggWindow>, sample: LoggedSample): boolean {
-  for (const resolution of RESOLUTIONS) {
+  for (const resolution of RESOLUTIONS_DESCENDING) {
     const slots = tag.windows[resolution];
     if (!slots) continue;
-    const slot = findSlot(slots, windowStart(sample.time, resolution)).slot;
-    if (slot?.data.stats.values) return true;
+    const start = windowStart(sample.time, resolution);
+    const slot = slots[slotIndex(slots, start)];
+    if (slot?.start === start && slot.data.stats.values) return true;
   }
   return false;
 }
@@ -617,14 +645,11 @@ function sampleNeeded(tag: TagTimeline<AggWindow>, sample: LoggedSample): boolea
  * A tag's records: chunks sealed or deleted, sketched windows that changed or are gone, and the tag
  * record. `all` writes every sketched window (whole snapshots) instead of only changed ones.
  */
-function tagEntries(key: string, tag: TagTimeline<AggWindow>, stored: StoredTag, log: LogChanges, all: boolean): AggregatorStateEntry[] {
-  const entries: AggregatorStateEntry[] = log.chunks.map(({ chunk, value }) => ({
-    key: chunkKey(key, chunk),
-    value: value && `{"version":${SNAPSHOT_VERSION},${value}}`,
-  }));
+function tagEntries(out: AggregatorStateEntry[], key: string, tag: TagTimeline<AggWindow>, stored: StoredTag, log: LogChanges, all: boolean): void {
+  for (const { chunk, value } of log.chunks) out.push({ key: chunkKey(key, chunk), value: value && `{"version":${SNAPSHOT_VERSION},${value}}` });
   let oldest = "";
   let revised = "";
-  const sketches = new Map<string, number>();
+  let sketches: Map<string, number> | undefined;
   for (const resolution of RESOLUTIONS) {
     const slots = tag.windows[resolution];
     if (!slots) continue;
@@ -633,19 +658,18 @@ function tagEntries(key: string, tag: TagTimeline<AggWindow>, stored: StoredTag,
       if (slot.revision > 0) revised += `${revised ? "," : ""}["${resolution}",${slot.start},${slot.revision}]`;
       if (slot.data.stats.values) continue;
       const id = windowId(resolution, slot.start);
-      sketches.set(id, slot.data.stats.count);
+      (sketches ??= new Map()).set(id, slot.data.stats.count);
       if (all || stored.sketches.get(id) !== slot.data.stats.count) {
-        entries.push({ key: `${SKETCH_PREFIX}${id}|${key}`, value: JSON.stringify({ version: SNAPSHOT_VERSION, ...aggToJSON(slot.data) }) });
+        out.push({ key: `${SKETCH_PREFIX}${id}|${key}`, value: JSON.stringify({ version: SNAPSHOT_VERSION, ...aggToJSON(slot.data) }) });
       }
     }
   }
-  for (const id of stored.sketches.keys()) if (!sketches.has(id)) entries.push({ key: `${SKETCH_PREFIX}${id}|${key}`, value: null });
-  stored.sketches = sketches;
+  for (const id of stored.sketches.keys()) if (!sketches?.has(id)) out.push({ key: `${SKETCH_PREFIX}${id}|${key}`, value: null });
+  stored.sketches = sketches ?? NO_SKETCHES;
   const value =
     `${stored.head},"max_time":${tag.max_time},"arrival_steady":${tag.arrival_steady},"watermark":${tag.watermark},` +
     `"oldest":{${oldest}},"revised":[${revised}],"first":${stored.log.first},"tail":{${log.tail}}}`;
-  entries.push({ key: TAG_PREFIX + key, value });
-  return entries;
+  out.push({ key: TAG_PREFIX + key, value });
 }
 
 /** Changelog records for the state changed since the last call: write them in the batch's transaction, in order. */
@@ -657,7 +681,7 @@ export function takeAggregatorChanges(state: AggregatorState): AggregatorStateEn
     if (key === PARTITION_ENTRY_KEY) entries.push(partitionEntry(timeline, SNAPSHOT_VERSION));
     else if (tag) {
       const stored = storedOf(state, key);
-      entries.push(...tagEntries(key, tag, stored, takeLogChanges(stored.log, (sample) => sampleNeeded(tag, sample)), false));
+      tagEntries(entries, key, tag, stored, takeLogChanges(stored.log, (sample) => sampleNeeded(tag, sample)), false);
     }
   }
   timeline.dirty.clear();
@@ -768,7 +792,7 @@ export function snapshotAggregator(state: AggregatorState): AggregatorSnapshot {
   for (const [key, tag] of state.timeline.tags) {
     const stored = storedOf(state, key);
     // A copy: a snapshot must not change what the next takeAggregatorChanges writes.
-    records.push(...tagEntries(key, tag, { ...stored }, logRecords(stored.log), true));
+    tagEntries(records, key, tag, { ...stored }, logRecords(stored.log), true);
   }
   return { version: SNAPSHOT_VERSION, records };
 }
