@@ -168,22 +168,51 @@ function optText(obj: Obj, key: string, path = key, max = 65_536): string | null
   return clean(v, path);
 }
 
-/** Dates between years 0 and 9999 only: what every target stores without surprises. */
-const MIN_TIME = Date.UTC(0, 0, 1);
+/** Dates between years 1900 and 9999 only: what every target stores without surprises. */
+const MIN_TIME = Date.UTC(1900, 0, 1);
 const MAX_TIME = Date.UTC(9999, 11, 31, 23, 59, 59, 999);
 
 function time(v: unknown, path: string): number {
   if (typeof v !== "string") fail(`${path}: expected an ISO 8601 time, got ${JSON.stringify(v) ?? "nothing"}`);
+  const fast = canonicalMs(v);
+  if (!Number.isNaN(fast)) return fast;
   const ms = Date.parse(v);
   if (!Number.isFinite(ms) || ms < MIN_TIME || ms > MAX_TIME) fail(`${path}: not a valid time: ${JSON.stringify(v)}`);
   return ms;
 }
 
-/** YYYY-MM-DDTHH:mm:ss.sssZ with a day and hour no calendar overflows: exactly what toISOString would print. */
-const CANONICAL_ISO = /^\d{4}-(0[1-9]|1[0-2])-(0[1-9]|1\d|2[0-8])T([01]\d|2[0-3]):[0-5]\d:[0-5]\d\.\d{3}Z$/;
+const digits = (v: string, at: number, n: number): number => {
+  let value = 0;
+  for (let i = at; i < at + n; i++) {
+    const d = v.charCodeAt(i) - 48;
+    if (d < 0 || d > 9) return Number.NaN;
+    value = value * 10 + d;
+  }
+  return value;
+};
+
+/**
+ * Epoch ms of `YYYY-MM-DDTHH:mm:ss.sssZ` with a day and hour no calendar overflows (years 1900-9999):
+ * exactly what toISOString prints, and what the gateway's envelopes carry. NaN for anything else,
+ * which Date.parse then reads. Date.parse and a regular expression for this form were a tenth of a
+ * sink's CPU per reading.
+ */
+export function canonicalMs(v: string): number {
+  if (v.length !== 24 || v[4] !== "-" || v[7] !== "-" || v[10] !== "T" || v[13] !== ":" || v[16] !== ":" || v[19] !== "." || v[23] !== "Z") return Number.NaN;
+  const year = digits(v, 0, 4);
+  const month = digits(v, 5, 2);
+  const day = digits(v, 8, 2);
+  const hour = digits(v, 11, 2);
+  const minute = digits(v, 14, 2);
+  const second = digits(v, 17, 2);
+  const ms = digits(v, 20, 3);
+  // NaN fails every comparison.
+  if (!(year >= 1900 && month >= 1 && month <= 12 && day >= 1 && day <= 28 && hour <= 23 && minute <= 59 && second <= 59 && ms >= 0)) return Number.NaN;
+  return Date.UTC(year, month - 1, day, hour, minute, second, ms);
+}
 
 function canonical(v: unknown): string | null {
-  return typeof v === "string" && CANONICAL_ISO.test(v) ? v : null;
+  return typeof v === "string" && !Number.isNaN(canonicalMs(v)) ? v : null;
 }
 
 function optTime(v: unknown, path: string): number | null {

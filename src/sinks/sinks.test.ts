@@ -5,7 +5,7 @@ import type { ConsumedRecord } from "../kafka/processor.ts";
 import { copyText, tableDdl, telemetryLine } from "./postgres/tables.ts";
 import { classifyPgError } from "./postgres/sink.ts";
 import { parseSinkConfig, SINKS } from "./registry.ts";
-import { kindForTopic, mapRecord, PoisonRecord, type TelemetryRow } from "./rows.ts";
+import { canonicalMs, kindForTopic, mapRecord, PoisonRecord, type TelemetryRow } from "./rows.ts";
 import { toBatch } from "./runtime.ts";
 
 const record = (value: string | undefined, topic = "telemetry.clean", offset = 0n): ConsumedRecord => ({
@@ -94,6 +94,13 @@ describe("rows", () => {
     expect(text("2025-01-10T12:00:00Z").time_text).toBeNull();
     expect(text("2025-02-30T00:00:00.000Z").time_text).toBeNull(); // JS rolls it over to March 2; PostgreSQL would refuse it
     expect(telemetryLine(mapRecord(reading(1, "2025-02-30T00:00:00.000Z"), "telemetry").row as TelemetryRow)).toStartWith("2025-03-02T00:00:00.000Z\t");
+  });
+
+  test("canonical ISO times are read without Date.parse, to the same millisecond; any other form is left to it", () => {
+    for (const text of ["2025-01-10T12:00:00.000Z", "1900-01-01T00:00:00.000Z", "9999-12-28T23:59:59.999Z", "2024-02-28T07:08:09.010Z"]) expect(canonicalMs(text)).toBe(Date.parse(text));
+    for (const text of ["2025-01-10T12:00:00Z", "2025-01-10T12:00:00.000+01:00", "2025-02-29T00:00:00.000Z", "2025-01-31T00:00:00.000Z", "1899-12-31T00:00:00.000Z", "2025-13-01T00:00:00.000Z", "2025-01-10T24:00:00.000Z", "2025-01-1xT12:00:00.000Z"]) {
+      expect(canonicalMs(text)).toBeNaN();
+    }
   });
 
   test("poison: not JSON, missing identity, bad times, NUL characters", () => {
