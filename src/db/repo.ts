@@ -303,7 +303,7 @@ export async function deleteAlarmRuleVersioned(
  * rules file seeds a fresh DB once, and rules deleted through the API do not come back on the next
  * start. Returns how many were stored (0 when the gateway already had history).
  */
-export async function importAlarmRulesOnce(db: Db, gatewayId: string, rules: AlarmRuleInput["rule"][], actor: string): Promise<number> {
+export async function importAlarmRulesOnce(db: Db, gatewayId: string, rules: (JsonObject & { id: string })[], actor: string): Promise<number> {
   return db.transaction(async (tx) => {
     await tx.execute(sql`select pg_advisory_xact_lock(hashtext(${`alarm_rules_import:${gatewayId}`}))`);
     const [history] = await tx
@@ -313,7 +313,7 @@ export async function importAlarmRulesOnce(db: Db, gatewayId: string, rules: Ala
       .limit(1);
     if (history) return 0;
     for (const rule of rules) {
-      await upsertAlarmRuleVersioned(tx, { id: String(rule.id), gatewayId, rule }, actor, null, { comment: "imported from streams.alarm_rules_file" });
+      await upsertAlarmRuleVersioned(tx, { id: rule.id, gatewayId, rule }, actor, null, { comment: "imported from streams.alarm_rules_file" });
     }
     return rules.length;
   });

@@ -16,7 +16,7 @@ import {
   type ReadingInput,
 } from "./evaluator.ts";
 import type { AlarmEvent } from "./lifecycle.ts";
-import { loadAlarmRules, type AlarmRuleSet } from "./rules.ts";
+import { alarmRuleDefaultsOf, alarmRuleSetOf, loadAlarmRules, type AlarmRuleSet } from "./rules.ts";
 
 const T0 = Date.parse("2025-01-10T12:00:00.000Z");
 const iso = (s: number) => new Date(T0 + s * 1000).toISOString();
@@ -229,6 +229,20 @@ describe("with the lifecycle", () => {
     evaluateReading(e2, reading(0, 210), rules);
     expect(evaluateReading(e2, reading(1, 210), loadAlarmRules({ rules: [] }))).toMatchObject([{ event: "cleared", clear_reason: "rule_removed" }]);
     expect(e2.tags).toEqual({});
+  });
+
+  test("a rule set swapped while running (rules from the topic) keeps the state of conditions whose rule stayed", () => {
+    const defaults = alarmRuleDefaultsOf(loadAlarmRules({}));
+    const delayed = { id: "delayed", asset_id: "reactor_1", parameter: "pressure", enabled: true, high: { value: 200, on_delay_s: 3 } };
+    const low = { id: "low", asset_id: "reactor_1", parameter: "pressure", enabled: true, low: 100 };
+    const engine = createAlarmEngine();
+    // t=0..1: the delayed high is pending (1 s of 3 held); the low rule is not yet there.
+    expect(run(alarmRuleSetOf(defaults, [delayed]), [[0, 210], [1, 210]], engine)).toEqual([]);
+    // A new set object with the same `delayed` plus `low`: the pending on-delay goes on, it is not restarted.
+    const swapped = alarmRuleSetOf(defaults, [delayed, low]);
+    expect(run(swapped, [[2, 210], [3, 210]], engine)).toEqual(["3:raised:high"]);
+    // The limit changed under the open alarm: it is judged by the new limit at the next reading.
+    expect(run(alarmRuleSetOf(defaults, [{ ...delayed, high: { value: 300, on_delay_s: 3 } }, low]), [[4, 210]], engine)).toEqual(["4:cleared:high"]);
   });
 
   test("cleared alarms are forgotten after the retention", () => {
