@@ -173,6 +173,8 @@ function controlType(bytes: Buffer, at: number, end: number, attributes: number)
 function decodeRecords(bytes: Buffer, at: number, end: number, attributes: number, base: bigint, topic: string, partition: number, from: bigint, out: ConsumedRecord[]): void {
   const count = bytes.readInt32BE(at + 57);
   const baseTimestamp = Number(bytes.readBigInt64BE(at + 27));
+  // Offsets stay far below 2^53: one BigInt per record instead of two.
+  const baseOffset = Number(base);
   const c = recordsCursor(bytes, at, end, attributes);
   // Records of one produce call mostly share a timestamp: one BigInt for them all.
   let lastDelta = Number.NaN;
@@ -181,7 +183,7 @@ function decodeRecords(bytes: Buffer, at: number, end: number, attributes: numbe
     c.varint(); // length
     c.pos++; // attributes (unused)
     const timestampDelta = c.varint();
-    const offset = base + BigInt(c.varint());
+    const offset = BigInt(baseOffset + c.varint());
     const key = c.text();
     const value = c.text();
     const headerCount = c.varint();

@@ -275,7 +275,7 @@ export class SinkRuntime {
       this.#batchFull = undefined;
       full?.();
       this.#trigger(0);
-    } else if (!this.#timer) {
+    } else if (!this.#timer && !this.#running) {
       this.#trigger(this.#maxWait - (Date.now() - this.#pendingSince));
     }
   }
