@@ -160,7 +160,7 @@ const simulateCommand = defineCommand({
 
 const workerCommand = defineCommand({
   name: "worker",
-  summary: "Run stream workers (quality validator + completeness ledger, aggregator) on their own, e.g. to scale out.",
+  summary: "Run stream workers (quality validator + completeness ledger, aggregator, alarm evaluator, alert router and sender) on their own, e.g. to scale out; the alarm evaluator takes its rules from the _gateway.alarm_rules topic.",
   usage: "worker <name>|all [--instance ID] [--rules FILE] [--topic-prefix P] [--config FILE]",
   options: { ...configOption, instance: { type: "string" }, rules: { type: "string" }, "topic-prefix": { type: "string" } },
   optionHelp: {
