@@ -4,7 +4,7 @@ import type { FieldError } from "../../config/schema-errors.ts";
 import type { ConsumedRecord } from "../../kafka/processor.ts";
 import type { Logger } from "../../log/logger.ts";
 import { defineSink, describeError, SinkWriteError, timedTest, type SinkBatch, type SinkConfig, type SinkContext, type SinkWriter } from "../define.ts";
-import { kindForTopic, mapRecord, PoisonRecord, type SinkKind, type SinkRow } from "../rows.ts";
+import { kindForTopic, mapRecord, PoisonRecord, telemetryRow, type SinkKind } from "../rows.ts";
 import { resolveSecrets } from "../../config/secrets.ts";
 import { COLUMNS, CONFLICT_KEY, ident, TABLE_FOR_KIND, tableDdl, telemetryLine, type TableNames } from "./tables.ts";
 
@@ -112,8 +112,14 @@ export interface PgWriteStats {
   safe: number;
 }
 
-/** A mapped row and its COPY line, encoded while the previous batch is being written. */
-export type PgRow = SinkRow & { line: string };
+/**
+ * A record's COPY line, encoded while the previous batch is being written. The row itself is not
+ * kept: what a batch holds until it is written is one string per record.
+ */
+export interface PgRow {
+  kind: SinkKind;
+  line: string;
+}
 
 export class PostgresWriter implements SinkWriter<PgRow> {
   readonly #sql: Sql;
@@ -145,9 +151,9 @@ export class PostgresWriter implements SinkWriter<PgRow> {
   map(record: ConsumedRecord): PgRow {
     const kind = kindForTopic(record.topic, this.#kinds);
     if (!kind) throw new PoisonRecord("unmappable", `no row kind for topic ${record.topic} (set kafka.topic_kinds)`);
-    const mapped = mapRecord(record, kind) as PgRow;
-    mapped.line = mapped.kind === "telemetry" ? telemetryLine(mapped.row) : encodeLine(COLUMNS[mapped.kind], mapped.row);
-    return mapped;
+    if (kind === "telemetry") return { kind, line: telemetryLine(telemetryRow(record)) };
+    const mapped = mapRecord(record, kind);
+    return { kind, line: encodeLine(COLUMNS[kind], mapped.row) };
   }
 
   #table(kind: SinkKind): string {
