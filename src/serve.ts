@@ -218,7 +218,8 @@ export async function serve(config: ApplianceConfig, log: Logger): Promise<Runni
   // Rules reach the evaluators over Kafka, so evaluation goes on while this process or its DB is down.
   const alarmRulePublisher = new AlarmRulePublisher({ db: () => controlDb.current?.db, connection: config.kafka, gatewayId: config.gateway_id, log: log.child({ component: "alarm-rules" }) });
   alarmRulePublisher.start();
-  void dbReady.then(() => alarmRulePublisher.syncNow());
+  // Failures of dbReady are logged where it is awaited below; the evaluator only waits on this.
+  const alarmRulesPublished = dbReady.then(() => alarmRulePublisher.syncNow()).catch(() => 0);
   const reconciler = startReconciler(controlDb, supervisor, config, log);
   const streamsEnabled = config.streams.enabled ?? config.mode !== "edge";
   if (streamsEnabled) {
@@ -236,6 +237,7 @@ export async function serve(config: ApplianceConfig, log: Logger): Promise<Runni
         instanceId: config.gateway_id,
         rulesFile: config.streams.quality_rules_file,
         alarmRulesFile: config.streams.alarm_rules_file,
+        alarmRulesPublished,
         alertRulesFile: config.streams.alert_rules_file,
         alertSecretsDir: config.streams.alert_secrets_dir,
         alertRetryBudgetMs: config.streams.alert_retry_budget_ms,

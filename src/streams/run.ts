@@ -24,6 +24,8 @@ export interface StreamWorkersOptions {
   topicPrefix?: string;
   /** Alarm rules YAML: the evaluator takes its set-wide settings from it (the rules come from the control DB, over Kafka). */
   alarmRulesFile?: string | undefined;
+  /** `gateway serve`: its first publish of the control DB's alarm rules (see AlarmWorkerOptions.rulesPublished). */
+  alarmRulesPublished?: Promise<unknown>;
   /** Alert routing YAML; without it neither the router nor the sender is started. */
   alertRulesFile?: string | undefined;
   alertSecretsDir?: string | undefined;
@@ -53,7 +55,7 @@ export async function startStreamWorkers(options: StreamWorkersOptions): Promise
     let worker: Running;
     if (name === "quality") worker = createQualityWorker({ ...common, rules: loadQualityRules(options.rulesFile), log });
     else if (name === "aggregate") worker = createAggregateWorker({ ...common, log });
-    else if (name === "alarms") worker = createAlarmWorker({ ...common, ruleDefaults: alarmRuleDefaults, log });
+    else if (name === "alarms") worker = createAlarmWorker({ ...common, ruleDefaults: alarmRuleDefaults, rulesPublished: options.alarmRulesPublished, log });
     else {
       if (!routing) {
         log.info("no streams.alert_rules_file: alert routing not started");

@@ -120,6 +120,25 @@ describe.skipIf(!kafkaUp)("alarm evaluator worker against real Kafka", () => {
     }
   }, 60_000);
 
+  test("inside gateway serve the evaluator waits for the first publish of the rules: a reading already waiting is judged by them", async () => {
+    const prefix = `alp${Date.now().toString(36)}.`;
+    created.push(...(await createTopics(admin, prefix)));
+    const producer = new ReliableProducer(kafkaConnection(), "test");
+    const t0 = Date.now() - 60_000;
+    await producer.send([readingRecord(prefix, reading("reactor_1", "pressure", 250, t0))]);
+    await producer.close();
+    // As after an upgrade from a rules file: the topic is empty until the control plane has published.
+    const rulesPublished = Bun.sleep(1500).then(() => publishAlarmRules(prefix, RULES.rules));
+    const worker = createAlarmWorker({ connection: kafkaConnection(), ruleDefaults: DEFAULT_RULE_SETTINGS, rulesPublished, log, instanceId: "t2", namespace: topicNamespace(prefix), tickMs: 200 });
+    await worker.start();
+    try {
+      const [raised] = await waitForEvents(prefix, (es) => es.length >= 1);
+      expect(raised).toMatchObject({ event: "raised", rule_id: "pressure", value: 250, raised_at: new Date(t0).toISOString() });
+    } finally {
+      await worker.stop();
+    }
+  }, 60_000);
+
   test("kill -9 at random points: alarms.raw equals an uninterrupted pure run, no duplicates, nothing missing", async () => {
     const prefix = `alk${Date.now().toString(36)}.`;
     created.push(...(await createTopics(admin, prefix)));

@@ -13,11 +13,20 @@ export const ALARMS_CHANGELOG = "_gateway.alarms.changelog";
 export const ALARM_COMMANDS_TOPIC = "alarms.commands";
 const READINGS = "telemetry.clean";
 const DEFAULT_TICK_MS = 1000;
+/** How long an evaluator inside `gateway serve` waits for the first publish of the rules (the DB may be down). */
+const RULES_PUBLISH_WAIT_MS = 15_000;
 
 export interface AlarmWorkerOptions {
   connection: KafkaConnection;
   /** Set-wide settings (streams.alarm_rules_file); the rules themselves come from `_gateway.alarm_rules`. */
   ruleDefaults: AlarmRuleDefaults;
+  /**
+   * Settles when the control plane in the same process has first published the DB's rules. Waited for
+   * (at most RULES_PUBLISH_WAIT_MS) before the topic is read: after an upgrade from rules in a file,
+   * or at a first start, the topic is still empty, and evaluating with no rules would clear every open
+   * alarm as "rule_removed" only to raise it again a moment later.
+   */
+  rulesPublished?: Promise<unknown> | undefined;
   log: Logger;
   instanceId: string;
   namespace?: TopicNamespace;
@@ -54,6 +63,8 @@ export function createAlarmWorker(options: AlarmWorkerOptions): AlarmWorker {
   };
   return {
     async start() {
+      if (options.rulesPublished) await settledWithin(options.rulesPublished, RULES_PUBLISH_WAIT_MS);
+      if (stopped) return;
       // Evaluating before the rules are in would clear every open alarm as "rule_removed".
       if (await rules.start()) await startProcessor();
       else void rules.loaded.then(startProcessor);
@@ -66,6 +77,13 @@ export function createAlarmWorker(options: AlarmWorkerOptions): AlarmWorker {
       await processor.stop();
     },
   };
+}
+
+/** Waits until `promise` settles (either way) or `ms` pass, whichever is first, leaving no timer behind. */
+async function settledWithin(promise: Promise<unknown>, ms: number): Promise<void> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  await Promise.race([promise.catch(() => undefined), new Promise((resolve) => (timer = setTimeout(resolve, ms)))]);
+  clearTimeout(timer);
 }
 
 function createProcessor(options: AlarmWorkerOptions, ns: TopicNamespace, currentRules: () => AlarmRuleSet): TransactionalProcessor {
