@@ -33,10 +33,11 @@ export interface SampleLog {
   /** Chunk numbers written and not deleted, ascending (chunk k holds sequence numbers [k·LOG_CHUNK, (k+1)·LOG_CHUNK)). */
   chunks: number[];
   /**
-   * JSON of the tail's samples after its first, each with a leading comma. Built as samples arrive, so a
-   * batch does not encode the whole tail again for every record it writes.
+   * JSON of each of the tail's samples after its first. Built as samples arrive, so a batch does not
+   * encode the whole tail again for every record it writes; joined per record, because a string grown
+   * by += across batches is a deep rope that costs far more to encode to UTF-8 when it is produced.
    */
-  tailRest: string;
+  tailRows: string[];
 }
 
 const QUALITIES: readonly Quality[] = ["GOOD", "SUSPECT", "UNCERTAIN", "BAD"];
@@ -53,7 +54,7 @@ export interface SamplesJSON {
 }
 
 export function createSampleLog(): SampleLog {
-  return { first: 0, sealed: 0, entries: [], chunks: [], tailRest: "" };
+  return { first: 0, sealed: 0, entries: [], chunks: [], tailRows: [] };
 }
 
 /** A sample's JSON: absolute and with its unit when it opens a run, else relative to the one before. Numbers print as JSON prints them. */
@@ -66,7 +67,7 @@ function row(s: LoggedSample, before: LoggedSample | undefined): string {
 export function appendSample(log: SampleLog, sample: LoggedSample): void {
   const before = log.entries.at(-1);
   log.entries.push(sample);
-  if (endOf(log) - log.sealed > 1) log.tailRest += `,${row(sample, before)}`;
+  if (endOf(log) - log.sealed > 1) log.tailRows.push(row(sample, before as LoggedSample));
 }
 
 /** Sequence number one past the newest sample. */
@@ -83,7 +84,8 @@ export function encodeSamples(log: SampleLog, from: number, to: number): string 
 
 /** encodeSamples of the tail, from what appendSample encoded already. */
 function encodeTail(log: SampleLog): string {
-  return `"seq":${log.sealed},"samples":[${log.sealed < endOf(log) ? row(at(log, log.sealed), undefined) + log.tailRest : ""}]`;
+  if (log.sealed === endOf(log)) return `"seq":${log.sealed},"samples":[]`;
+  return `"seq":${log.sealed},"samples":[${row(at(log, log.sealed), undefined)}${log.tailRows.length > 0 ? "," : ""}${log.tailRows.join(",")}]`;
 }
 
 function decodeSamples(json: SamplesJSON, into: Map<number, LoggedSample>): void {
@@ -132,15 +134,15 @@ export function takeLogChanges(log: SampleLog, needed: (sample: LoggedSample) =>
     log.chunks.push(chunk);
     log.sealed = to;
   }
-  if (log.sealed !== tailFrom) log.tailRest = restOf(log);
+  if (log.sealed !== tailFrom) log.tailRows = rowsAfterFirst(log);
   return { chunks, tail: encodeTail(log) };
 }
 
-/** tailRest computed afresh, once the tail starts at another sample. */
-function restOf(log: SampleLog): string {
-  let rest = "";
-  for (let seq = log.sealed + 1; seq < endOf(log); seq++) rest += `,${row(at(log, seq), at(log, seq - 1))}`;
-  return rest;
+/** tailRows computed afresh, once the tail starts at another sample. */
+function rowsAfterFirst(log: SampleLog): string[] {
+  const rows: string[] = [];
+  for (let seq = log.sealed + 1; seq < endOf(log); seq++) rows.push(row(at(log, seq), at(log, seq - 1)));
+  return rows;
 }
 
 /** The live chunk records and the tail as they stand, without sealing or dropping anything (whole snapshots). */
@@ -166,7 +168,7 @@ export function restoreSampleLog(first: number, tail: SamplesJSON, chunks: Map<n
     if (!sample) throw new Error(`sample log: sample ${seq} missing (records ${first}..${end})`);
     entries.push(sample);
   }
-  const log: SampleLog = { first, sealed: tail.seq, entries, chunks: live, tailRest: "" };
-  log.tailRest = restOf(log);
+  const log: SampleLog = { first, sealed: tail.seq, entries, chunks: live, tailRows: [] };
+  log.tailRows = rowsAfterFirst(log);
   return log;
 }
