@@ -1,6 +1,6 @@
 import { ConnectionPool, Consumer, FetchIsolationLevels, ListOffsetTimestamps, type ConsumerGroupJoinPayload, type fetchV17 } from "@platformatic/kafka";
 import { baseClientOptions } from "./connection.ts";
-import { decodeRecordBatches, fetchRecordsApi } from "./fetch-records.ts";
+import { ContiguousBytes, decodeRecordBatches, fetchRecordsApi } from "./fetch-records.ts";
 import { assignmentLag, byTopic, commitOwned, tpKey, type GroupConsumerHandlers, type GroupConsumerOptions, type PartitionLag, type TopicPartition, type TopicPartitionOffset } from "./group-consumer.ts";
 import type { ConsumedRecord } from "./processor.ts";
 
@@ -50,6 +50,7 @@ export class LeanGroupConsumer {
   #closed = false;
   #wake: (() => void) | undefined;
   #loop: Promise<void> = Promise.resolve();
+  readonly #bytes = new ContiguousBytes();
 
   constructor(options: GroupConsumerOptions) {
     this.#options = options;
@@ -177,7 +178,7 @@ export class LeanGroupConsumer {
             } else if (p.errorCode !== 0) {
               throw new Error(`fetching ${key} at offset ${position}: Kafka error code ${p.errorCode}`);
             } else if (p.records) {
-              this.#positions.set(key, decodeRecordBatches(p.records, topic, p.partition, position, p.abortedTransactions, records));
+              this.#positions.set(key, decodeRecordBatches(this.#bytes.of(p.records), topic, p.partition, position, p.abortedTransactions, records));
             }
           }
         }
