@@ -5,8 +5,8 @@ export type { KafkaConnection };
 
 const RETRY_DELAY_MS = 250;
 /** Enough attempts for the short backoff below to cover a slow commit (~1.3 s in all) before a batch is failed. */
-const TRANSACTIONAL_RETRIES = 10;
-const CONCURRENT_TRANSACTIONS_FIRST_DELAY_MS = 5;
+export const TRANSACTIONAL_RETRIES = 10;
+const BRIEF_REFUSAL_FIRST_DELAY_MS = 5;
 
 /** Options shared by every client we create, so a broker setting changes in one place. */
 export function baseClientOptions(connection: KafkaConnection, role: string) {
@@ -19,17 +19,27 @@ export function baseClientOptions(connection: KafkaConnection, role: string) {
   };
 }
 
+/** Refusals that last a few ms: a commit still writing its markers, a coordinator finishing a load. */
+const BRIEF_REFUSALS = ["CONCURRENT_TRANSACTIONS", "COORDINATOR_LOAD_IN_PROGRESS"];
+
 /**
- * For transactional producers. The next transaction's first request often reaches the coordinator
- * while it is still writing the previous commit's markers (a few ms), and is refused with
+ * For transactional work. The next transaction's first request often reaches the coordinator while
+ * it is still writing the previous commit's markers (a few ms), and is refused with
  * CONCURRENT_TRANSACTIONS; waiting the usual 250 ms for that put a 250 ms spike on every such batch.
- * So that error is retried after 5, 10, 20 ... ms, up to the usual delay; others wait the usual delay.
+ * So brief refusals are retried after 5, 10, 20 ... ms, up to the usual delay; others wait the usual delay.
  */
+export function transactionalRetryDelay(attempt: number, error: Error): number {
+  const brief = BRIEF_REFUSALS.some((id) => findErrorBy(error, "apiId", id));
+  return brief ? Math.min(RETRY_DELAY_MS, BRIEF_REFUSAL_FIRST_DELAY_MS * 2 ** (attempt - 1)) : RETRY_DELAY_MS;
+}
+
+/** Whether a failed request may be sent again: every error in it says so (the client's own rule). */
+export const retriable = (error: unknown): boolean => !findErrorBy(error as Error, "canRetry", false);
+
 export function transactionalRetryOptions() {
   return {
     retries: TRANSACTIONAL_RETRIES,
-    retryDelay: (_client: unknown, _operation: string, attempt: number, _retries: number, error: Error) =>
-      findErrorBy(error, "apiId", "CONCURRENT_TRANSACTIONS") ? Math.min(RETRY_DELAY_MS, CONCURRENT_TRANSACTIONS_FIRST_DELAY_MS * 2 ** (attempt - 1)) : RETRY_DELAY_MS,
+    retryDelay: (_client: unknown, _operation: string, attempt: number, _retries: number, error: Error) => transactionalRetryDelay(attempt, error),
   };
 }
 

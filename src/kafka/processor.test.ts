@@ -170,6 +170,11 @@ describe("produce chunks", () => {
     expect(chunks.length).toBe(4);
   });
 
+  test("tombstones (null values) are sized as empty, not refused", () => {
+    const tombstone = { topic: "a", key: "k", value: null as unknown as string };
+    expect(produceChunks([tombstone, record("a", 10)])).toEqual([[tombstone, record("a", 10)]]);
+  });
+
   test("small batches are one request; a single oversized record still goes (the broker decides)", () => {
     expect(produceChunks([record("a", 10), record("b", 10)]).length).toBe(1);
     expect(produceChunks([record("a", 2_000_000)])).toEqual([[record("a", 2_000_000)]]);
