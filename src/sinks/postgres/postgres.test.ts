@@ -156,9 +156,10 @@ describe.skipIf(!kafkaUp || !pgUp)("postgres sink", () => {
 
   test("kill -9 mid-batch, and a crash between the write and its commit: the restarted sink ends with exactly the input", async () => {
     const N = 30_000;
+    const FIRST = 6000;
     const [input, dlq] = await topicsFor({ "telemetry.clean": 3, dlq: 1 });
     const schema = schemaName();
-    await produce(connection, readingRecords(input!, 0, N));
+    await produce(connection, readingRecords(input!, 0, FIRST));
     const base = config("crash", [input!], dlq!, schema, { batch: { max_rows: 500, max_wait_ms: 50 } });
     // Static membership: each restart takes the partitions back at once instead of waiting out the dead session.
     const cfg = { ...base, kafka: { ...base.kafka, instance_id: "crash-1" } };
@@ -170,12 +171,20 @@ describe.skipIf(!kafkaUp || !pgUp)("postgres sink", () => {
     const afterCrash = (await stats(schema)).n;
     expect(afterCrash).toBeGreaterThanOrEqual(2000);
 
-    // 2. Killed from outside while batches are flowing.
+    // 2. Killed from outside while batches are flowing and the rest of the readings still arrives
+    // (paced, so the sink cannot be through before the kill, however fast it is).
     const second = spawnSink(cfg);
+    const producing = (async () => {
+      for (let i = FIRST; i < N; i += 1000) {
+        await produce(connection, readingRecords(input!, i, i + 1000));
+        await Bun.sleep(100);
+      }
+    })();
     await waitFor(async () => (await stats(schema)).n > afterCrash + 3000, 30_000, "second run progressing");
     await second.kill9();
     const afterKill = await stats(schema);
     expect(afterKill.n).toBeLessThan(N);
+    await producing;
 
     // 3. Runs to the end: every reading once, none missing.
     const third = spawnSink(cfg);
