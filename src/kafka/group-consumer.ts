@@ -103,7 +103,8 @@ export function tpKey(topic: string, partition: number): string {
 }
 
 /**
- * A consumer-group member with manual commits, for sinks: records come in read_committed order per
+ * A consumer-group member with manual commits (the alarm projector and the alert sender; sinks use
+ * LeanGroupConsumer, same contract, own fetches): records come in read_committed order per
  * partition, nothing is committed unless `commit` is called (after the write is durable), and
  * `pause` stops fetching (the stream's buffer holds at most `highWaterMark` records meanwhile).
  *
