@@ -33,8 +33,11 @@ const LEADER_RETRY_MS = 200;
  * they have seen. One fetch answer at a time is held: it is delivered record by record until the
  * caller pauses, and the next fetch goes out only once it is all delivered and the member is not paused.
  */
+/** GroupBatchConsumer's options but the stream's buffer: here the fetch sizes bound what is held. */
+export type LeanGroupConsumerOptions = Omit<GroupConsumerOptions, "highWaterMark">;
+
 export class LeanGroupConsumer {
-  readonly #options: GroupConsumerOptions;
+  readonly #options: LeanGroupConsumerOptions;
   #consumer: Consumer | undefined;
   #pool: ConnectionPool | undefined;
   #handlers: GroupConsumerHandlers | undefined;
@@ -52,7 +55,7 @@ export class LeanGroupConsumer {
   #loop: Promise<void> = Promise.resolve();
   readonly #bytes = new ContiguousBytes();
 
-  constructor(options: GroupConsumerOptions) {
+  constructor(options: LeanGroupConsumerOptions) {
     this.#options = options;
   }
 
