@@ -20,6 +20,9 @@ const LEADER_CHANGED = new Set([
 ]);
 const LEADER_RETRY_MS = 200;
 
+/** GroupBatchConsumer's options but the stream's buffer: here the fetch sizes bound what is held. */
+export type LeanGroupConsumerOptions = Omit<GroupConsumerOptions, "highWaterMark">;
+
 /**
  * The same consumer-group member as GroupBatchConsumer (manual commits of next-offsets for owned
  * partitions, read_committed, pause, lag, static membership, leave on close), with its own fetch
@@ -33,9 +36,6 @@ const LEADER_RETRY_MS = 200;
  * they have seen. One fetch answer at a time is held: it is delivered record by record until the
  * caller pauses, and the next fetch goes out only once it is all delivered and the member is not paused.
  */
-/** GroupBatchConsumer's options but the stream's buffer: here the fetch sizes bound what is held. */
-export type LeanGroupConsumerOptions = Omit<GroupConsumerOptions, "highWaterMark">;
-
 export class LeanGroupConsumer {
   readonly #options: LeanGroupConsumerOptions;
   #consumer: Consumer | undefined;
