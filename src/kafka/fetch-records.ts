@@ -94,8 +94,8 @@ const NO_HEADERS: Map<string, string> = new Map();
 
 /**
  * One Buffer for the bytes of a partition: its socket chunk when they came in one, else a copy into
- * a buffer reused from one partition to the next (a fresh one per partition was 8 % of a sink's CPU,
- * in page faults). Valid until the next call: records decoded from it hold strings, not views.
+ * a buffer reused from one partition to the next (a fresh one per partition was ~8 % of a sink's CPU,
+ * fresh memory each time). Valid until the next call: records decoded from it hold strings, not views.
  */
 export class ContiguousBytes {
   #scratch = Buffer.allocUnsafe(0);
