@@ -13,7 +13,8 @@ import {
   type SamplesJSON,
 } from "./sample-log.ts";
 
-const parse = (members: string) => JSON.parse(`{${members}}`) as SamplesJSON;
+/** Through JSON and back, as the changelog carries it. */
+const parse = (json: SamplesJSON) => JSON.parse(JSON.stringify(json)) as SamplesJSON;
 const T0 = Date.parse("2025-01-10T12:00:00.000Z");
 const QUALITIES: Quality[] = ["GOOD", "SUSPECT", "UNCERTAIN", "BAD"];
 const sample = (i: number, unit: string | null = "bar"): LoggedSample => ({ time: T0 + i * 1_000 - (i % 3) * 700, value: i / 7 - 3, quality: QUALITIES[i % 4] as Quality, unit });
@@ -43,17 +44,19 @@ class Store {
 }
 
 describe("encoding a run of samples", () => {
-  const cases: [name: string, units: (string | null)[], rowLengths: number[]][] = [
-    ["the unit on the first sample only", ["bar", "bar", "bar"], [4, 3, 3]],
-    ["and again where it changes", ["bar", "psi", "psi", "bar"], [4, 4, 3, 4]],
-    ["a null unit is a unit", [null, null, "bar", null], [4, 3, 4, 4]],
+  // units of the samples -> where the run names a unit
+  const cases: [name: string, units: (string | null)[], named: [number, string | null][]][] = [
+    ["the unit on the first sample only", ["bar", "bar", "bar"], [[0, "bar"]]],
+    ["and again where it changes", ["bar", "psi", "psi", "bar"], [[0, "bar"], [1, "psi"], [3, "bar"]]],
+    ["a null unit is a unit", [null, null, "bar", null], [[0, null], [2, "bar"], [3, null]]],
     ["empty", [], []],
   ];
-  test.each(cases)("%s", (_name, units, rowLengths) => {
+  test.each(cases)("%s", (_name, units, named) => {
     const log = createSampleLog();
     units.forEach((u, i) => appendSample(log, sample(i, u)));
-    const json = JSON.parse(`{${encodeSamples(log, 0, units.length)}}`) as SamplesJSON;
-    expect(json.samples.map((r) => r.length)).toEqual(rowLengths);
+    const json = parse(encodeSamples(log, 0, units.length));
+    expect(json.units).toEqual(named);
+    expect(json.samples).toHaveLength(3 * units.length);
     const back = restoreSampleLog(0, json, new Map());
     expect(back.entries).toEqual(log.entries);
   });
@@ -75,7 +78,7 @@ describe("sealing and dropping", () => {
     const store = new Store();
     const all: LoggedSample[] = [];
     let dropUpTo = 0;
-    const seen: { chunk: number; value: string | null }[] = [];
+    const seen: { chunk: number; value: SamplesJSON | null }[] = [];
     for (const [append, drop] of steps) {
       for (let i = 0; i < append; i++) {
         all.push(sample(all.length));
@@ -89,7 +92,7 @@ describe("sealing and dropping", () => {
     }
     expect(seen.filter((c) => c.value).map((c) => c.chunk)).toEqual(written);
     expect(seen.filter((c) => !c.value).map((c) => c.chunk)).toEqual(deleted);
-    expect(store.tail?.samples).toHaveLength(tail);
+    expect(store.tail?.samples).toHaveLength(3 * tail);
     const restored = store.restore();
     expect(restored).toEqual(log);
     expect(restored.entries).toEqual(all.slice(dropUpTo));

@@ -13,7 +13,7 @@ import type { Quality } from "../../envelope/reading.ts";
  * Samples per sealed chunk record. Larger chunks mean fewer chunk records and tombstones (two per
  * chunk over its life) but a longer tail rewritten with the tag's record in every batch.
  */
-export const LOG_CHUNK = 32;
+export const LOG_CHUNK = 16;
 
 export interface LoggedSample {
   /** Event time (device time), ms: says which windows the sample belongs to. */
@@ -33,41 +33,41 @@ export interface SampleLog {
   /** Chunk numbers written and not deleted, ascending (chunk k holds sequence numbers [k·LOG_CHUNK, (k+1)·LOG_CHUNK)). */
   chunks: number[];
   /**
-   * JSON of each of the tail's samples after its first. Built as samples arrive, so a batch does not
-   * encode the whole tail again for every record it writes; joined per record, because a string grown
-   * by += across batches is a deep rope that costs far more to encode to UTF-8 when it is produced.
+   * The tail as JSON-ready SamplesJSON, built as samples arrive: a batch then writes the tag's record
+   * with one JSON.stringify instead of encoding every tail sample again.
    */
-  tailRows: string[];
+  tail: SamplesJSON;
 }
 
 const QUALITIES: readonly Quality[] = ["GOOD", "SUSPECT", "UNCERTAIN", "BAD"];
 const QUALITY_CODE: Record<Quality, number> = { GOOD: 0, SUSPECT: 1, UNCERTAIN: 2, BAD: 3 };
 
 /**
- * A run of consecutive samples as JSON: `seq` of the first, then each sample as `[time, value, quality
- * code, unit]` for the first and `[dt, value, quality code]` after it, dt from the sample before (shorter
- * than epoch milliseconds), with the unit as a fourth element wherever it changes.
+ * A run of consecutive samples as JSON: `seq` of the first; `samples` three numbers per sample, time,
+ * value and quality code, the first time absolute and the others relative to the sample before (short
+ * numbers); `units` [index in the run, unit] for the first sample and wherever the unit changes. Flat
+ * numbers, because encoding them is most of what writing a tag's record costs.
  */
 export interface SamplesJSON {
   seq: number;
-  samples: (number | string | null)[][];
+  samples: number[];
+  units: [number, string | null][];
 }
 
 export function createSampleLog(): SampleLog {
-  return { first: 0, sealed: 0, entries: [], chunks: [], tailRows: [] };
+  return { first: 0, sealed: 0, entries: [], chunks: [], tail: { seq: 0, samples: [], units: [] } };
 }
 
-/** A sample's JSON: absolute and with its unit when it opens a run, else relative to the one before. Numbers print as JSON prints them. */
-function row(s: LoggedSample, before: LoggedSample | undefined): string {
-  const q = QUALITY_CODE[s.quality];
-  if (!before) return `[${s.time},${s.value},${q},${JSON.stringify(s.unit)}]`;
-  return s.unit === before.unit ? `[${s.time - before.time},${s.value},${q}]` : `[${s.time - before.time},${s.value},${q},${JSON.stringify(s.unit)}]`;
+/** Add `s` to a run; `before` is the run's previous sample (undefined: `s` opens it). */
+function addToRun(run: SamplesJSON, s: LoggedSample, before: LoggedSample | undefined): void {
+  if (!before || s.unit !== before.unit) run.units.push([run.samples.length / 3, s.unit]);
+  run.samples.push(before ? s.time - before.time : s.time, s.value, QUALITY_CODE[s.quality]);
 }
 
 export function appendSample(log: SampleLog, sample: LoggedSample): void {
-  const before = log.entries.at(-1);
+  const before = log.tail.samples.length > 0 ? log.entries.at(-1) : undefined;
   log.entries.push(sample);
-  if (endOf(log) - log.sealed > 1) log.tailRows.push(row(sample, before as LoggedSample));
+  addToRun(log.tail, sample, before);
 }
 
 /** Sequence number one past the newest sample. */
@@ -75,38 +75,33 @@ const endOf = (log: SampleLog) => log.first + log.entries.length;
 
 const at = (log: SampleLog, seq: number) => log.entries[seq - log.first] as LoggedSample;
 
-/** The JSON members `"seq":…,"samples":[…]` of samples [from, to), for the caller to wrap. */
-export function encodeSamples(log: SampleLog, from: number, to: number): string {
-  let rows = from < to ? row(at(log, from), undefined) : "";
-  for (let seq = from + 1; seq < to; seq++) rows += `,${row(at(log, seq), at(log, seq - 1))}`;
-  return `"seq":${from},"samples":[${rows}]`;
-}
-
-/** encodeSamples of the tail, from what appendSample encoded already. */
-function encodeTail(log: SampleLog): string {
-  if (log.sealed === endOf(log)) return `"seq":${log.sealed},"samples":[]`;
-  return `"seq":${log.sealed},"samples":[${row(at(log, log.sealed), undefined)}${log.tailRows.length > 0 ? "," : ""}${log.tailRows.join(",")}]`;
+/** Samples [from, to) as a run. */
+export function encodeSamples(log: SampleLog, from: number, to: number): SamplesJSON {
+  const run: SamplesJSON = { seq: from, samples: [], units: [] };
+  for (let seq = from; seq < to; seq++) addToRun(run, at(log, seq), seq > from ? at(log, seq - 1) : undefined);
+  return run;
 }
 
 function decodeSamples(json: SamplesJSON, into: Map<number, LoggedSample>): void {
+  const units = new Map(json.units);
   let before: LoggedSample | undefined;
-  json.samples.forEach((r, i) => {
+  for (let i = 0; i < json.samples.length / 3; i++) {
     const sample: LoggedSample = {
-      time: (before?.time ?? 0) + (r[0] as number),
-      value: r[1] as number,
-      quality: QUALITIES[r[2] as number] as Quality,
-      unit: r.length > 3 ? (r[3] as string | null) : (before?.unit ?? null),
+      time: (before?.time ?? 0) + (json.samples[3 * i] as number),
+      value: json.samples[3 * i + 1] as number,
+      quality: QUALITIES[json.samples[3 * i + 2] as number] as Quality,
+      unit: units.has(i) ? (units.get(i) as string | null) : (before?.unit ?? null),
     };
     into.set(json.seq + i, sample);
     before = sample;
-  });
+  }
 }
 
 export interface LogChanges {
-  /** Chunk records to write (JSON members, see encodeSamples) or delete (null: no window needs them any more). */
-  chunks: { chunk: number; value: string | null }[];
-  /** The unsealed samples, for the tag's record (JSON members). */
-  tail: string;
+  /** Chunk records to write or delete (null: no window needs them any more). */
+  chunks: { chunk: number; value: SamplesJSON | null }[];
+  /** The unsealed samples, for the tag's record. */
+  tail: SamplesJSON;
 }
 
 /**
@@ -134,15 +129,9 @@ export function takeLogChanges(log: SampleLog, needed: (sample: LoggedSample) =>
     log.chunks.push(chunk);
     log.sealed = to;
   }
-  if (log.sealed !== tailFrom) log.tailRows = rowsAfterFirst(log);
-  return { chunks, tail: encodeTail(log) };
-}
-
-/** tailRows computed afresh, once the tail starts at another sample. */
-function rowsAfterFirst(log: SampleLog): string[] {
-  const rows: string[] = [];
-  for (let seq = log.sealed + 1; seq < endOf(log); seq++) rows.push(row(at(log, seq), at(log, seq - 1)));
-  return rows;
+  // The tail starts at another sample, whose time must now be absolute.
+  if (log.sealed !== tailFrom) log.tail = encodeSamples(log, log.sealed, end);
+  return { chunks, tail: log.tail };
 }
 
 /** The live chunk records and the tail as they stand, without sealing or dropping anything (whole snapshots). */
@@ -152,7 +141,7 @@ export function logRecords(log: SampleLog): LogChanges {
     // A chunk partly dropped already keeps only its live samples.
     value: encodeSamples(log, Math.max(chunk * LOG_CHUNK, log.first), (chunk + 1) * LOG_CHUNK),
   }));
-  return { chunks, tail: encodeTail(log) };
+  return { chunks, tail: log.tail };
 }
 
 /** Rebuild a log from its tag record's `first` and tail and its live chunk records (any order). */
@@ -162,13 +151,13 @@ export function restoreSampleLog(first: number, tail: SamplesJSON, chunks: Map<n
   for (const chunk of live) decodeSamples(chunks.get(chunk) as SamplesJSON, bySeq);
   decodeSamples(tail, bySeq);
   const entries: LoggedSample[] = [];
-  const end = tail.seq + tail.samples.length;
+  const end = tail.seq + tail.samples.length / 3;
   for (let seq = first; seq < end; seq++) {
     const sample = bySeq.get(seq);
     if (!sample) throw new Error(`sample log: sample ${seq} missing (records ${first}..${end})`);
     entries.push(sample);
   }
-  const log: SampleLog = { first, sealed: tail.seq, entries, chunks: live, tailRows: [] };
-  log.tailRows = rowsAfterFirst(log);
+  const log: SampleLog = { first, sealed: tail.seq, entries, chunks: live, tail };
+  log.tail = encodeSamples(log, log.sealed, end);
   return log;
 }

@@ -591,11 +591,9 @@ interface StoredTag {
   log: SampleLog;
   /** Sketched windows with a record, by `windowId`: the sample count that record has. Replaced, never changed in place. */
   sketches: ReadonlyMap<string, number>;
-  /** The tag record's constant start (version and names), encoded once. */
-  head: string;
 }
 
-/** The tag record, as restore reads it. It is written as text (tagEntries): it goes out once per tag and batch. */
+/** The tag record: one per touched tag and batch. */
 interface TagRecord {
   version: number;
   asset_id: string;
@@ -616,11 +614,7 @@ const NO_SKETCHES: ReadonlyMap<string, number> = new Map();
 
 function storedOf(state: AggregatorState, key: string): StoredTag {
   let stored = state.stored.get(key);
-  if (!stored) {
-    const tag = state.timeline.tags.get(key) as TagTimeline<AggWindow>;
-    const head = `{"version":${SNAPSHOT_VERSION},"asset_id":${JSON.stringify(tag.asset_id)},"parameter":${JSON.stringify(tag.parameter)}`;
-    state.stored.set(key, (stored = { log: createSampleLog(), sketches: NO_SKETCHES, head }));
-  }
+  if (!stored) state.stored.set(key, (stored = { log: createSampleLog(), sketches: NO_SKETCHES }));
   return stored;
 }
 
@@ -644,16 +638,26 @@ function sampleNeeded(tag: TagTimeline<AggWindow>, sample: LoggedSample): boolea
  * record. `all` writes every sketched window (whole snapshots) instead of only changed ones.
  */
 function tagEntries(out: AggregatorStateEntry[], key: string, tag: TagTimeline<AggWindow>, stored: StoredTag, log: LogChanges, all: boolean): void {
-  for (const { chunk, value } of log.chunks) out.push({ key: chunkKey(key, chunk), value: value && `{"version":${SNAPSHOT_VERSION},${value}}` });
-  let oldest = "";
-  let revised = "";
+  for (const { chunk, value } of log.chunks) out.push({ key: chunkKey(key, chunk), value: value && JSON.stringify({ version: SNAPSHOT_VERSION, ...value }) });
+  const record: TagRecord = {
+    version: SNAPSHOT_VERSION,
+    asset_id: tag.asset_id,
+    parameter: tag.parameter,
+    max_time: tag.max_time,
+    arrival_steady: tag.arrival_steady,
+    watermark: tag.watermark,
+    oldest: {},
+    revised: [],
+    first: stored.log.first,
+    tail: log.tail,
+  };
   let sketches: Map<string, number> | undefined;
   for (const resolution of RESOLUTIONS) {
     const slots = tag.windows[resolution];
     if (!slots) continue;
-    oldest += `${oldest ? "," : ""}"${resolution}":${slots[0]?.start ?? null}`;
+    record.oldest[resolution] = slots[0]?.start ?? null;
     for (const slot of slots) {
-      if (slot.revision > 0) revised += `${revised ? "," : ""}["${resolution}",${slot.start},${slot.revision}]`;
+      if (slot.revision > 0) record.revised.push([resolution, slot.start, slot.revision]);
       if (slot.data.stats.values) continue;
       const id = windowId(resolution, slot.start);
       (sketches ??= new Map()).set(id, slot.data.stats.count);
@@ -664,10 +668,7 @@ function tagEntries(out: AggregatorStateEntry[], key: string, tag: TagTimeline<A
   }
   for (const id of stored.sketches.keys()) if (!sketches?.has(id)) out.push({ key: `${SKETCH_PREFIX}${id}|${key}`, value: null });
   stored.sketches = sketches ?? NO_SKETCHES;
-  const value =
-    `${stored.head},"max_time":${tag.max_time},"arrival_steady":${tag.arrival_steady},"watermark":${tag.watermark},` +
-    `"oldest":{${oldest}},"revised":[${revised}],"first":${stored.log.first},"tail":{${log.tail}}}`;
-  out.push({ key: TAG_PREFIX + key, value });
+  out.push({ key: TAG_PREFIX + key, value: JSON.stringify(record) });
 }
 
 /** Changelog records for the state changed since the last call: write them in the batch's transaction, in order. */
