@@ -59,6 +59,8 @@ export const TOPIC_CATALOGUE: readonly TopicSpec[] = [
   { name: "_gateway.aggregate.changelog", partitions: DATA_PARTITIONS, configs: changelog(), description: "Open aggregation windows per tag" },
   // Alarms. Commands are keyed asset_id/parameter and partitioned like telemetry.clean, so each reaches the evaluator partition that owns the alarm.
   { name: "alarms.commands", partitions: DATA_PARTITIONS, configs: retention(7 * DAY_MS), description: "Operator alarm commands (ack, suppress, unsuppress) from the API" },
+  // Kept like alarms.raw: a refused command is part of the audit trail.
+  { name: "alarms.command_outcomes", partitions: DATA_PARTITIONS, configs: retention(7 * YEAR_MS), description: "Outcome of every operator alarm command (applied with the new state, or refused with the reason), from the evaluator" },
   { name: "_gateway.alarms.changelog", partitions: DATA_PARTITIONS, configs: changelog(), description: "Alarm evaluator state per tag (conditions, open alarms)" },
   // Every evaluator reads all of it: one partition, latest rule per key (a tombstone deletes).
   { name: "_gateway.alarm_rules", partitions: SMALL_PARTITIONS, configs: compacted(), description: "Alarm rules from the control DB, key rule id, for the evaluators" },

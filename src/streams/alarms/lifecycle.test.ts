@@ -277,7 +277,7 @@ describe("operator commands", () => {
     const { store, id } = alarmIn("CLEARED");
     expect(applyCommand(store, { action: "acknowledge", alarm_id: id, by: "bob", at: iso(99) })).toEqual({
       events: [],
-      error: { code: "invalid_transition", message: `cannot acknowledge alarm ${id}: it is CLEARED`, alarm_id: id },
+      error: { code: "invalid_transition", message: `cannot acknowledge alarm ${id}: it is CLEARED`, alarm_id: id, state: "CLEARED" },
     });
   });
 });

@@ -431,6 +431,7 @@ export const AlarmCommandSchema = Type.Object(
     at: IsoTime,
     until: Type.Optional(Type.Union([IsoTime, Type.Null()], { description: "suppress only: end of the suppression; omitted = until unsuppressed" })),
     note: Type.Optional(Type.String({ maxLength: 2000 })),
+    command_id: Type.Optional(Type.String({ minLength: 1, maxLength: 100, description: "set by the API: the evaluator reports the command's outcome under it (alarms.command_outcomes)" })),
   },
   { additionalProperties: false },
 );
@@ -440,6 +441,8 @@ export interface CommandError {
   code: TransitionErrorCode | "invalid_command";
   message: string;
   alarm_id: string | null;
+  /** The alarm's state when the command was refused; null when unknown (no such alarm, bad command). */
+  state: AlarmState | null;
 }
 
 export type CommandResult = { events: AlarmEvent[]; error: null } | { events: []; error: CommandError };
@@ -448,11 +451,11 @@ export type CommandResult = { events: AlarmEvent[]; error: null } | { events: []
 export function applyCommand(store: AlarmStore, command: unknown): CommandResult {
   if (!Value.Check(AlarmCommandSchema, command)) {
     const id = (command as { alarm_id?: unknown } | null)?.alarm_id;
-    return { events: [], error: { code: "invalid_command", message: formatFieldErrors(schemaErrors(AlarmCommandSchema, command)), alarm_id: typeof id === "string" ? id : null } };
+    return { events: [], error: { code: "invalid_command", message: formatFieldErrors(schemaErrors(AlarmCommandSchema, command)), alarm_id: typeof id === "string" ? id : null, state: null } };
   }
   const ctx: TransitionContext = { by: command.by, at: command.at, ...(command.note !== undefined ? { note: command.note } : {}) };
   if (command.action === "suppress") ctx.until = command.until ?? null;
   const result = applyAction(store, command.alarm_id, command.action, ctx);
-  if (!result.ok) return { events: [], error: { code: result.error.code, message: result.error.message, alarm_id: command.alarm_id } };
+  if (!result.ok) return { events: [], error: { code: result.error.code, message: result.error.message, alarm_id: command.alarm_id, state: result.error.state } };
   return { events: [result.event], error: null };
 }

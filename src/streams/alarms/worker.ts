@@ -1,10 +1,12 @@
 import type { Reading } from "../../envelope/reading.ts";
+import { KafkaAdmin } from "../../kafka/admin.ts";
 import type { KafkaConnection } from "../../kafka/connection.ts";
 import { copartitionedAssigner, TransactionalProcessor } from "../../kafka/processor.ts";
 import type { OutgoingRecord } from "../../kafka/producer.ts";
 import type { Logger } from "../../log/logger.ts";
 import { topicNamespace, type TopicNamespace } from "../namespace.ts";
 import { applyAlarmCommand, createAlarmEngine, evaluateReading, restoreAlarmEngineFromChanges, takeAlarmEngineChanges, tickAlarmEngine, toAlarmRecord, type AlarmEngineState } from "./evaluator.ts";
+import { ALARM_COMMAND_OUTCOMES_TOPIC, commandOutcome } from "./outcome.ts";
 import { followAlarmRules } from "./rule-follower.ts";
 import type { AlarmRuleDefaults, AlarmRuleSet } from "./rules.ts";
 
@@ -13,6 +15,8 @@ export const ALARMS_CHANGELOG = "_gateway.alarms.changelog";
 export const ALARM_COMMANDS_TOPIC = "alarms.commands";
 const READINGS = "telemetry.clean";
 const DEFAULT_TICK_MS = 1000;
+/** While alarms.command_outcomes is missing (an upgrade without `gateway topics apply`), how often to look again. */
+const OUTCOME_TOPIC_RECHECK_MS = 60_000;
 /** How long an evaluator inside `gateway serve` waits for the first publish of the rules (the DB may be down). */
 const RULES_PUBLISH_WAIT_MS = 15_000;
 
@@ -45,7 +49,9 @@ export interface AlarmWorker {
  * The alarm evaluator, exactly once: telemetry.clean and operator commands (alarms.commands, keyed
  * like the readings so a command reaches the partition that owns its alarm) → alarm transitions on
  * alarms.raw, with the engine state per tag in a compacted changelog written in the same
- * transaction. A tick on the wall clock ends timed suppressions while no readings arrive.
+ * transaction. Every command's outcome (applied, or refused with the lifecycle's reason) goes to
+ * alarms.command_outcomes in the same transaction. A tick on the wall clock ends timed suppressions
+ * while no readings arrive.
  *
  * Rules follow the `_gateway.alarm_rules` topic while running: each batch is evaluated with the set
  * as it is then, and conditions of unchanged rules keep their state. Exactly-once covers the outputs
@@ -54,7 +60,23 @@ export interface AlarmWorker {
 export function createAlarmWorker(options: AlarmWorkerOptions): AlarmWorker {
   const ns = options.namespace ?? topicNamespace();
   const rules = followAlarmRules({ connection: options.connection, namespace: ns, defaults: options.ruleDefaults, log: options.log });
-  const processor = createProcessor(options, ns, rules.current);
+  // Auto-creation is off: writing outcomes to a topic that is not there would fail every transaction
+  // with a command in it, and stall evaluation. Until the topic exists, outcomes are not reported
+  // (the API then answers 202) and the rest works as before.
+  const outcomeTopic = { present: false, timer: undefined as ReturnType<typeof setTimeout> | undefined };
+  const checkOutcomeTopic = async () => {
+    const admin = new KafkaAdmin(options.connection);
+    try {
+      outcomeTopic.present = (await admin.listTopics()).includes(ns.physical(ALARM_COMMAND_OUTCOMES_TOPIC));
+      if (!outcomeTopic.present) options.log.warn({ topic: ns.physical(ALARM_COMMAND_OUTCOMES_TOPIC) }, "command outcome topic missing (run gateway topics apply): operators' commands apply, but the API cannot report their outcome");
+    } catch (error) {
+      options.log.warn({ err: (error as Error).message }, "cannot list topics; command outcomes not reported for now");
+    } finally {
+      await admin.close().catch(() => undefined);
+    }
+    if (!outcomeTopic.present && !stopped) outcomeTopic.timer = setTimeout(() => void checkOutcomeTopic(), OUTCOME_TOPIC_RECHECK_MS);
+  };
+  const processor = createProcessor(options, ns, rules.current, () => outcomeTopic.present);
   let stopped = false;
   let processorStart: Promise<void> | undefined;
   const startProcessor = () => {
@@ -65,12 +87,14 @@ export function createAlarmWorker(options: AlarmWorkerOptions): AlarmWorker {
     async start() {
       if (options.rulesPublished) await settledWithin(options.rulesPublished, RULES_PUBLISH_WAIT_MS);
       if (stopped) return;
+      await checkOutcomeTopic();
       // Evaluating before the rules are in would clear every open alarm as "rule_removed".
       if (await rules.start()) await startProcessor();
       else void rules.loaded.then(startProcessor);
     },
     async stop() {
       stopped = true;
+      clearTimeout(outcomeTopic.timer);
       await rules.stop();
       if (!processorStart) return;
       await processorStart;
@@ -86,10 +110,11 @@ async function settledWithin(promise: Promise<unknown>, ms: number): Promise<voi
   clearTimeout(timer);
 }
 
-function createProcessor(options: AlarmWorkerOptions, ns: TopicNamespace, currentRules: () => AlarmRuleSet): TransactionalProcessor {
+function createProcessor(options: AlarmWorkerOptions, ns: TopicNamespace, currentRules: () => AlarmRuleSet, reportOutcomes: () => boolean): TransactionalProcessor {
   const now = options.now ?? Date.now;
   const engines = new Map<number, AlarmEngineState>();
   const changelog = ns.physical(ALARMS_CHANGELOG);
+  const outcomes = ns.physical(ALARM_COMMAND_OUTCOMES_TOPIC);
   const engineOf = (partition: number) => {
     let engine = engines.get(partition);
     if (!engine) engines.set(partition, (engine = createAlarmEngine()));
@@ -139,9 +164,12 @@ function createProcessor(options: AlarmWorkerOptions, ns: TopicNamespace, curren
           continue;
         }
         const result = applyAlarmCommand(engine, body);
-        // The API checked the transition against the read model; a refusal here is a race (cleared meanwhile) or a stale command.
+        // The API checked the transition against the read model; a refusal here is a race (cleared or
+        // acknowledged meanwhile) or a stale command. Either way its outcome goes out in this transaction,
+        // for the API waiting on it and for the audit trail.
         if (result.error) options.log.warn({ ...result.error, key: record.key }, "alarm command refused");
         emit(result.events);
+        if (reportOutcomes()) outputs.push({ topic: outcomes, ...(record.key ? { key: record.key } : {}), value: JSON.stringify(commandOutcome(body, result)) });
       }
       const at = now();
       for (const [partition, engine] of [...engines].sort(([a], [b]) => a - b)) {
