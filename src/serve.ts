@@ -3,6 +3,7 @@ import type { ApplianceConfig } from "./config/schema.ts";
 import { buildApp } from "./api/app.ts";
 import { AlarmRulePublisher } from "./api/alarm-rules/publisher.ts";
 import { AlarmRuleService } from "./api/alarm-rules/service.ts";
+import { CommandOutcomeTail } from "./api/alarms/outcomes.ts";
 import { AlarmProjector } from "./api/alarms/projector.ts";
 import { AlarmService, dbAlarmSource } from "./api/alarms/service.ts";
 import { uiRoutes } from "./api/ui.ts";
@@ -255,9 +256,14 @@ export async function serve(config: ApplianceConfig, log: Logger): Promise<Runni
   const alarmProjector = new AlarmProjector({ connection: config.kafka, db: () => controlDb.current?.db, log: log.child({ component: "alarms-projector" }), gatewayId: config.gateway_id });
   void alarmProjector.start();
   const commandProducer = new ReliableProducer(config.kafka, "alarm-commands");
+  // The evaluator's answer to each command: one tail for every request of this process.
+  const commandOutcomes = new CommandOutcomeTail({ connection: config.kafka, log: log.child({ component: "alarm-command-outcomes" }) });
+  commandOutcomes.start();
   const alarms = new AlarmService({
     db,
     log,
+    outcomes: commandOutcomes,
+    waitMs: config.http.alarm_command_wait_ms,
     publisher: { publish: (key, command) => commandProducer.send([{ topic: ALARM_COMMANDS_TOPIC, key, value: JSON.stringify(command) }]) },
   });
   const stages = () => (streamsEnabled ? workerStages(config) : []);
@@ -279,6 +285,7 @@ export async function serve(config: ApplianceConfig, log: Logger): Promise<Runni
       await alarmProjector.stop();
       await alarmRulePublisher.stop();
       await commandProducer.close().catch(() => undefined);
+      await commandOutcomes.stop();
       await (await streams.catch(() => undefined))?.stop();
       await app.stop();
       await kafka.close().catch(() => undefined);

@@ -54,6 +54,12 @@ export const ApplianceConfigSchema = Type.Object(
         host: Type.String({ default: "127.0.0.1" }),
         port: Port("Control API and web UI port", 8080),
         body_limit_bytes: Type.Integer({ minimum: 1024, maximum: 64 * 1024 * 1024, default: 1024 * 1024 }),
+        alarm_command_wait_ms: Type.Integer({
+          minimum: 0,
+          maximum: 60_000,
+          default: 5000,
+          description: "How long POST /api/v1/alarms/{id}/ack|suppress|unsuppress waits for the alarm evaluator's outcome (200 applied / 409 refused) before answering 202 (still queued)",
+        }),
       },
       { additionalProperties: false, default: {} },
     ),

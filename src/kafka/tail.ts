@@ -20,6 +20,8 @@ export function tailTopics(
   onRecord: (record: ConsumedRecord) => void,
   log: Logger,
   from: "latest" | "earliest" = "latest",
+  /** Called each time the tail has its positions (again, after a reconnect): records produced from then on reach onRecord. */
+  onReady?: () => void,
 ): Tail {
   let stopped = false;
   let consumer: Consumer<string, string, string, string> | undefined;
@@ -40,6 +42,7 @@ export function tailTopics(
           maxWaitTime: 250,
         });
         await new Promise<void>((resolve, reject) => {
+          if (onReady) stream.once("offsets", onReady);
           stream.on("data", (m) =>
             onRecord(toConsumed(m)),
           );

@@ -21,13 +21,29 @@ const DETAIL = {
   suppress: "Suppress (shelve) an ACTIVE or ACKNOWLEDGED alarm, optionally until a time",
   unsuppress: "End a suppression",
 } satisfies Record<OperatorAction, string>;
-const WAITS = "; 200 with the alarm once the read model shows it (≤ ~5 s), else 202 Accepted. An invalid transition is a 409 naming the reason.";
+const WAITS = "; waits (≤ ~5 s) for the alarm evaluator's outcome: 200 with the alarm, 409 naming the reason, else 202 Accepted (still queued).";
+const DESCRIPTION =
+  "Checked against the read model (an invalid transition is a 409 at once), then sent to the alarm evaluator (alarms.commands) with a fresh `command_id`, " +
+  "and the answer waits for the evaluator's outcome (alarms.command_outcomes), at most `waitMs` (5 s by default). " +
+  "**200**: applied; the body is the alarm in its new state. **409**: the evaluator refused it, because the alarm changed in the meantime (cleared, or acknowledged by someone else); " +
+  "`error.message` is the lifecycle's reason, e.g. `cannot acknowledge alarm X: it is CLEARED`, and the refusal is in the audit log (`alarm.<action>.refused`). " +
+  "**202**: no outcome in time (evaluator stopped, edge offline): `{ status: \"accepted\", command_id, message, command, alarm }`; the command stays queued in Kafka and applies when the evaluator reads it.";
+const ERROR_BODY = { description: "`{ error: { code, message, fields? } }`" };
+const RESPONSES = {
+  200: { description: "Applied: the alarm after the transition" },
+  202: { description: "No outcome within the wait: `{ status: \"accepted\", command_id, message, command, alarm }`; the command is still queued" },
+  404: { ...ERROR_BODY, description: "No such alarm. " + ERROR_BODY.description },
+  409: { ...ERROR_BODY, description: "Refused (`invalid_transition`): by the read model's state, or by the evaluator. " + ERROR_BODY.description },
+  422: { ...ERROR_BODY, description: "Bad `until`. " + ERROR_BODY.description },
+  503: { ...ERROR_BODY, description: "No Kafka producer here, or Kafka unreachable: nothing was sent. " + ERROR_BODY.description },
+};
+const commandDetail = (action: OperatorAction) => ({ summary: DETAIL[action] + WAITS, description: DESCRIPTION, responses: RESPONSES });
 
 export function alarmRoutes(service: AlarmService) {
   const act = (action: OperatorAction) => async (ctx: { params: { id: string }; body?: { until?: string | undefined; note?: string | undefined } | null | undefined; set: { status?: number | string } }) => {
     const reply = await service.command(ctx.params.id, action, ...actorOf(ctx), ctx.body ?? {});
     ctx.set.status = reply.status;
-    return reply.status === 200 ? reply.alarm : { status: "accepted", message: "the command was sent; the alarm will show it shortly", command: reply.command, alarm: reply.alarm };
+    return reply.status === 200 ? reply.alarm : { status: "accepted", command_id: reply.command.command_id, message: reply.message, command: reply.command, alarm: reply.alarm };
   };
   return new Elysia({ prefix: "/api/v1/alarms", detail: { tags: ["alarms"] } })
     .get(
@@ -43,7 +59,7 @@ export function alarmRoutes(service: AlarmService) {
       { query: ListQuery, detail: { summary: "Alarms from the read model, newest raise first; filter by state, severity, asset" } },
     )
     .get("/:id", ({ params }) => service.get(params.id), { detail: { summary: "One alarm" } })
-    .post("/:id/ack", act("acknowledge"), { body: AckBody, detail: { summary: DETAIL.acknowledge + WAITS } })
-    .post("/:id/suppress", act("suppress"), { body: SuppressBody, detail: { summary: DETAIL.suppress + WAITS } })
-    .post("/:id/unsuppress", act("unsuppress"), { body: AckBody, detail: { summary: DETAIL.unsuppress + WAITS } });
+    .post("/:id/ack", act("acknowledge"), { body: AckBody, detail: commandDetail("acknowledge") })
+    .post("/:id/suppress", act("suppress"), { body: SuppressBody, detail: commandDetail("suppress") })
+    .post("/:id/unsuppress", act("unsuppress"), { body: AckBody, detail: commandDetail("unsuppress") });
 }

@@ -6,7 +6,9 @@ import { UnknownAlarmError, type Alarm as UiAlarm, type AlarmFilter, type AlarmS
 import type { Logger } from "../../log/logger.ts";
 import { ALARM_STATES, transition, type Alarm, type AlarmCommand, type AlarmEvent, type AlarmState, type OperatorAction } from "../../streams/alarms/lifecycle.ts";
 import { SEVERITIES, type Severity } from "../../streams/alarms/rules.ts";
+import type { CommandOutcome } from "../../streams/alarms/outcome.ts";
 import { ApiError, invalid, notFound } from "../errors.ts";
+import type { OutcomeSource } from "./outcomes.ts";
 
 /** The API's view of an alarm: the read model row, snake_case like the Kafka record. */
 export interface AlarmView {
@@ -164,13 +166,18 @@ export interface AlarmServiceOptions {
   log: Logger;
   /** Absent where no Kafka producer is wired: commands answer 503 after their checks. */
   publisher?: CommandPublisher | undefined;
-  /** How long a command waits for the read model to show it before answering 202. */
+  /**
+   * Outcomes reported by the evaluator (alarms.command_outcomes), one shared tail per process.
+   * Absent: a command waits for the read model to move instead, and cannot learn of a refusal.
+   */
+  outcomes?: OutcomeSource | undefined;
+  /** How long a command waits for its outcome (and the read model) before answering 202. */
   waitMs?: number;
   pollMs?: number;
   now?: () => number;
 }
 
-export type CommandReply = { status: 200; alarm: AlarmView } | { status: 202; alarm: AlarmView; command: AlarmCommand };
+export type CommandReply = { status: 200; alarm: AlarmView } | { status: 202; alarm: AlarmView; command: AlarmCommand; message: string };
 
 const DEFAULT_WAIT_MS = 5000;
 const ACTION_VERB: Record<OperatorAction, string> = { acknowledge: "acknowledge", suppress: "suppress", unsuppress: "unsuppress" };
@@ -215,8 +222,12 @@ export class AlarmService {
 
   /**
    * An operator action: checked against the read model with the lifecycle's own transition table
-   * (refused → 409 with its reason), published to alarms.commands keyed by the alarm's tag, audited,
-   * then awaited in the read model for up to `waitMs` (200 with the alarm) or accepted (202).
+   * (refused → 409 with its reason), published to alarms.commands keyed by the alarm's tag with a
+   * fresh `command_id`, audited, then its outcome awaited from the evaluator for up to `waitMs`:
+   * applied → 200 with the alarm (from the read model once it shows the transition, else from the
+   * outcome itself); refused (the alarm changed meanwhile) → 409 with the evaluator's reason, audited
+   * as `alarm.<action>.refused`; nothing in time → 202, the command stays queued in Kafka.
+   * Without an outcome source (tests, tools) the read model alone is watched, as before.
    */
   async command(
     id: string,
@@ -245,27 +256,102 @@ export class AlarmService {
       at,
       ...(action === "suppress" && body.until !== undefined ? { until: new Date(body.until).toISOString() } : {}),
       ...(body.note !== undefined ? { note: body.note } : {}),
+      command_id: crypto.randomUUID(),
     };
+    const commandId = command.command_id!;
+    // Watched before it is sent: an evaluator that answers at once must not be missed.
+    const watch = this.#o.outcomes?.watch(commandId, (late) => void this.#auditLate(late, ip));
     try {
       await this.#o.publisher.publish(`${row.assetId}/${row.parameter}`, command);
     } catch (error) {
+      watch?.cancel();
       this.#o.log.error({ err: (error as Error).message, alarm_id: id, action }, "publishing an alarm command failed");
       throw new ApiError(503, "kafka_unavailable", `the command could not be sent to Kafka: ${(error as Error).message}`);
     }
     if (opts.audit !== false) {
-      const changes: Record<string, { old?: unknown; new?: unknown }> = { state: { old: alarm.state, new: checked.alarm.state } };
+      const changes: Record<string, { old?: unknown; new?: unknown }> = { state: { old: alarm.state, new: checked.alarm.state }, command_id: { new: commandId } };
       if (action === "suppress") changes.suppressed_until = { old: alarm.suppressed_until, new: checked.alarm.suppressed_until };
       if (body.note !== undefined) changes.note = { new: body.note };
-      await appendAudit(db, { actor, ip, action: `alarm.${action}`, resourceType: "alarm", resourceId: id, changes });
+      await appendAudit(db, { actor, ip, action: `alarm.${action}`, resourceType: "alarm", resourceId: id, changes }).catch((error) => {
+        watch?.release();
+        throw error;
+      });
     }
-    const deadline = Date.now() + (this.#o.waitMs ?? DEFAULT_WAIT_MS);
+    const waitMs = this.#o.waitMs ?? DEFAULT_WAIT_MS;
+    const deadline = Date.now() + waitMs;
+    if (!watch) return this.#awaitReadModel(row, command, deadline, waitMs);
+
+    const outcome = await settledBy(watch.outcome, deadline);
+    if (!outcome) {
+      watch.release();
+      const view = toAlarmView((await getAlarmRow(db, id)) ?? row);
+      return { status: 202, alarm: view, command, message: pendingMessage(waitMs) };
+    }
+    if (outcome.outcome === "refused") {
+      await this.#auditRefusal(outcome, ip);
+      throw new ApiError(409, outcome.error.code, outcome.error.message);
+    }
+    // Applied. The read model (alarms.raw → validator → alarms.clean → projector) follows shortly:
+    // wait for it within what is left of the budget, so a list read next shows the change too.
     for (;;) {
       const now = await getAlarmRow(db, id);
-      if (now && now.sequence > row.sequence) return { status: 200, alarm: toAlarmView(now) };
-      if (Date.now() >= deadline) return { status: 202, alarm: toAlarmView(now ?? row), command };
+      if (now && now.sequence >= outcome.sequence) return { status: 200, alarm: toAlarmView(now) };
+      if (Date.now() >= deadline) return { status: 200, alarm: outcomeView(outcome.alarm, now ?? row) };
       await Bun.sleep(this.#o.pollMs ?? 100);
     }
   }
+
+  /** No outcome source: the first later sequence in the read model counts as the command's. */
+  async #awaitReadModel(row: AlarmRow, command: AlarmCommand, deadline: number, waitMs: number): Promise<CommandReply> {
+    const db = this.#o.db();
+    for (;;) {
+      const now = await getAlarmRow(db, row.alarmId);
+      if (now && now.sequence > row.sequence) return { status: 200, alarm: toAlarmView(now) };
+      if (Date.now() >= deadline) return { status: 202, alarm: toAlarmView(now ?? row), command, message: pendingMessage(waitMs) };
+      await Bun.sleep(this.#o.pollMs ?? 100);
+    }
+  }
+
+  /** A refusal by the evaluator is audited under the operator who sent the command. */
+  async #auditRefusal(outcome: Extract<CommandOutcome, { outcome: "refused" }>, ip: string | null): Promise<void> {
+    await appendAudit(this.#o.db(), {
+      actor: outcome.by ?? "unknown",
+      ip,
+      action: `alarm.${outcome.action ?? "command"}.refused`,
+      resourceType: "alarm",
+      resourceId: outcome.alarm_id ?? "",
+      changes: { reason: { new: outcome.error.message }, code: { new: outcome.error.code }, state: { old: outcome.state }, command_id: { new: outcome.command_id } },
+    }).catch((error) => this.#o.log.error({ err: (error as Error).message, command_id: outcome.command_id }, "auditing a refused alarm command failed"));
+  }
+
+  /** An outcome after the 202: refusals still reach the audit log (applied ones show in the read model). */
+  async #auditLate(outcome: CommandOutcome, ip: string | null): Promise<void> {
+    if (outcome.outcome === "refused") {
+      this.#o.log.warn({ command_id: outcome.command_id, alarm_id: outcome.alarm_id, reason: outcome.error.message }, "an accepted alarm command was refused by the evaluator");
+      await this.#auditRefusal(outcome, ip);
+    }
+  }
+}
+
+const pendingMessage = (waitMs: number) =>
+  `no outcome from the alarm evaluator within ${waitMs / 1000} s (evaluator stopped or busy, or Kafka unreachable): the command is queued in Kafka and applies when the evaluator reads it; check the alarm later (a refusal is recorded in the audit log)`;
+
+/** Resolves with the promise's value, or undefined at `deadline`, leaving no timer behind. */
+async function settledBy<T>(promise: Promise<T>, deadline: number): Promise<T | undefined> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<undefined>((resolve) => (timer = setTimeout(() => resolve(undefined), Math.max(0, deadline - Date.now()))));
+  try {
+    return await Promise.race([promise, late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** The alarm as the evaluator reports it, in the API's shape (the read model has not caught up). */
+function outcomeView(alarm: AlarmEvent, row: AlarmRow): AlarmView {
+  const next = rowOf(alarm);
+  if (!next) return toAlarmView(row);
+  return toAlarmView({ ...row, ...next, lastEvent: row.lastEvent, updatedAt: new Date(alarm.event_at) } as AlarmRow);
 }
 
 // ---------------------------------------------------------------------------------------------
