@@ -1,6 +1,6 @@
 /**
  * The API's side of command outcomes, with the real engine standing in for Kafka and the evaluator
- * (the same over real Kafka: command-outcomes.kafka.test.ts).
+ * (the same over real Kafka: command-outcomes.test.ts).
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { alarmsTestApp } from "../../../test/support/alarms-app.ts";
