@@ -118,6 +118,14 @@ export class TransactionalProcessor {
   #pending: StringMessage[] = [];
   #timer: ReturnType<typeof setTimeout> | undefined;
   #flushing: Promise<void> = Promise.resolve();
+  /** The latest batch's commit (see #flush), running while the next batch is processed; false when it failed. */
+  #committing: Promise<boolean> = Promise.resolve(true);
+  /** The assignment (assignmentKey) the batch in #committing was processed under. */
+  #committingAssignment = "";
+  /** A commit failed and the restart is pending: nothing more is processed in this session. */
+  #failed = false;
+  /** Counts #openStream calls, so a restart requested for an earlier session is not done twice. */
+  #session = 0;
   #stopped = false;
   #restarting = false;
   /** Partitions of state.followsTopic whose changelog has been restored into memory. */
@@ -161,6 +169,7 @@ export class TransactionalProcessor {
 
   async #tick(): Promise<void> {
     if (this.#stopped || this.#restarting || !this.#stream || this.#pending.length > 0) return;
+    if (!(await this.#committing)) return;
     let transaction: StringTransaction | undefined;
     try {
       transaction = await this.#producer!.beginTransaction();
@@ -207,6 +216,10 @@ export class TransactionalProcessor {
     this.#restored.clear();
     this.#processedUpTo.clear();
     this.#claimed.clear();
+    this.#committing = Promise.resolve(true);
+    this.#committingAssignment = "";
+    this.#failed = false;
+    this.#session++;
     await this.#options.onRestart?.();
     this.#consumer = new Consumer({
       ...baseClientOptions(connection, `${groupId}-consumer`),
@@ -249,44 +262,90 @@ export class TransactionalProcessor {
     }, delay);
   }
 
+  /**
+   * Takes the next batch and processes it while the previous batch's transaction is still being
+   * committed, then hands it to #commitBatch, which begins its transaction only once that previous
+   * one has committed. Each batch keeps its own transaction with its own offsets, committed in
+   * order; if a commit fails, every batch processed after it is dropped uncommitted and the
+   * processor restarts from the committed offsets and state, as it does for any failure. The
+   * overlap is skipped when the assignment changed since the previous batch: claiming and restoring
+   * partitions must see every commit before them.
+   */
   async #flush(): Promise<void> {
-    if (this.#pending.length === 0 || this.#stopped || this.#restarting) return;
+    if (this.#pending.length === 0 || this.#stopped || this.#restarting || this.#failed) return;
     // At most maxBatch per transaction, whatever one fetch delivered.
     const batch = this.#pending.splice(0, this.#maxBatch);
-    // The stream keeps fetching while this transaction commits (it pauses itself once maxBatch
-    // records wait), so the next batch is in hand when this one is done.
+    // The stream keeps fetching while this batch is processed and committed (it pauses itself once
+    // maxBatch records wait), so the next batch is in hand when this one is done.
     const stream = this.#stream!;
+    const previous = this.#committing;
+    const assignment = assignmentKey(this.#consumer?.assignments ?? []);
     let transaction: StringTransaction | undefined;
+    let mine: StringMessage[];
+    let outputs: OutgoingRecord[];
     try {
-      // Begun first: a restarted instance's first transaction fences its predecessor and aborts the
-      // transaction that one left open, which #syncAssignment may otherwise wait for.
-      transaction = await this.#producer!.beginTransaction();
+      if (assignment !== this.#committingAssignment) {
+        if (!(await previous)) return;
+        // Begun first: a restarted instance's first transaction fences its predecessor and aborts
+        // the transaction that one left open, which #syncAssignment may otherwise wait for.
+        transaction = await this.#producer!.beginTransaction();
+      }
       const owned = await this.#syncAssignment();
-      const mine = batch.filter((m) => owned(m) && m.offset > (this.#processedUpTo.get(`${m.topic}:${m.partition}`) ?? -1n));
-      const outputs = await this.#options.process(mine.map(toConsumed));
-      await transaction.addConsumer(this.#consumer!);
-      const lasts = lastPerPartition(mine);
-      // Outputs go to their partitions' leaders and offsets to the group coordinator; neither waits
-      // for the other, and both are in before EndTxn. The transaction is only ended (either way)
-      // once both have settled, so nothing of it is still in flight when it is aborted.
-      const settled = await Promise.allSettled([sendInChunks(transaction, outputs), this.#commitOffsets(lasts)]);
-      for (const result of settled) if (result.status === "rejected") throw result.reason;
-      await transaction.commit();
-      this.committedBatches++;
-      for (const last of lasts) this.#processedUpTo.set(`${last.topic}:${last.partition}`, last.offset);
-      this.#committed(outputs);
+      mine = batch.filter((m) => owned(m) && m.offset > (this.#processedUpTo.get(`${m.topic}:${m.partition}`) ?? -1n));
+      // Taken now, not at commit: the next batch is filtered before this one commits. A failure
+      // restarts from committed offsets and forgets these.
+      for (const last of lastPerPartition(mine)) this.#processedUpTo.set(`${last.topic}:${last.partition}`, last.offset);
+      outputs = await this.#options.process(mine.map(toConsumed));
     } catch (error) {
+      // A failed previous batch has its restart under way already.
+      if (!(await previous)) return;
       if (transaction && !transaction.completed) await this.#abort(transaction);
-      // beginTransaction itself failed (e.g. the previous incarnation's transaction is still being
-      // aborted by the broker): the client may hold a half-begun transaction, so start afresh.
+      // No transaction: beginTransaction itself may have failed (e.g. the previous incarnation's
+      // transaction is still being aborted by the broker) and the client may hold a half-begun
+      // transaction, so start afresh.
       else if (!transaction) await this.#replaceProducer();
       await this.#restart(`batch aborted: ${(error as Error).message}`);
       return;
     }
-    // What arrived meanwhile has waited for this transaction already: it goes next, without a linger.
+    this.#committingAssignment = assignment;
+    this.#committing = this.#commitBatch(previous, transaction, mine, outputs);
+    // What arrived meanwhile has waited for this batch already: it goes next, without a linger.
     if (this.#pending.length > 0) this.#scheduleFlush(0);
     if (this.#pending.length < this.#maxBatch) stream.resume();
+    // The next batch is processed while this one commits, never further ahead: it starts once the
+    // previous batch has committed (and this one's commit has begun).
+    await previous;
   }
+
+  /** Commits a processed batch after the previous one; false (and a restart under way) if either failed. */
+  async #commitBatch(previous: Promise<boolean>, begun: StringTransaction | undefined, mine: StringMessage[], outputs: OutgoingRecord[]): Promise<boolean> {
+    if (!(await previous)) return false;
+    let transaction = begun;
+    try {
+      transaction ??= await this.#producer!.beginTransaction();
+      await transaction.addConsumer(this.#consumer!);
+      // Outputs go to their partitions' leaders and offsets to the group coordinator; neither waits
+      // for the other, and both are in before EndTxn. The transaction is only ended (either way)
+      // once both have settled, so nothing of it is still in flight when it is aborted.
+      const settled = await Promise.allSettled([sendInChunks(transaction, outputs), this.#commitOffsets(lastPerPartition(mine))]);
+      for (const result of settled) if (result.status === "rejected") throw result.reason;
+      await transaction.commit();
+      this.committedBatches++;
+      this.#committed(outputs);
+      return true;
+    } catch (error) {
+      // From here on no batch is processed; the one being processed now (if any) finishes first,
+      // so the restart never drops state under a running `process`.
+      this.#failed = true;
+      if (transaction && !transaction.completed) await this.#abort(transaction);
+      else if (!transaction) await this.#replaceProducer();
+      const reason = `batch aborted: ${(error as Error).message}`;
+      const session = this.#session;
+      void this.#flushing.then(() => (session === this.#session ? this.#restart(reason) : undefined));
+      return false;
+    }
+  }
+
 
   /**
    * The batch's input offsets in one TxnOffsetCommit, after the transaction's AddOffsetsToTxn. The
@@ -440,6 +499,7 @@ export class TransactionalProcessor {
   async stop(): Promise<void> {
     clearInterval(this.#ticker);
     await this.#flushing;
+    await this.#committing;
     this.#stopped = true;
     await this.#closeConsumer();
     await this.#producer?.close().catch(() => undefined);
@@ -486,6 +546,8 @@ export function produceChunks(outputs: OutgoingRecord[]): OutgoingRecord[][] {
 async function sendInChunks(transaction: StringTransaction, outputs: OutgoingRecord[]): Promise<void> {
   for (const chunk of produceChunks(outputs)) await transaction.send({ messages: chunk });
 }
+
+const assignmentKey = (assignments: { topic: string; partitions: number[] }[]) => assignments.map((a) => `${a.topic}:${a.partitions.join(",")}`).join(";");
 
 function lastPerPartition(batch: StringMessage[]): StringMessage[] {
   const last = new Map<string, StringMessage>();
