@@ -23,7 +23,7 @@ const RULES = {
     { id: "temp", asset_id: "*", parameter: "temp", high_high: 90, high: { value: 80, deadband: 2 }, on_delay_s: 2 },
   ],
 };
-const TOPICS = ["telemetry.clean", "alarms.commands", "alarms.raw", "_gateway.alarms.changelog", "_gateway.alarm_rules"];
+const TOPICS = ["telemetry.clean", "alarms.commands", "alarms.raw", "alarms.command_outcomes", "_gateway.alarms.changelog", "_gateway.alarm_rules"];
 
 function reading(asset: string, parameter: string, value: number, t: number): ReadingInput & Record<string, unknown> {
   const at = new Date(t).toISOString();
@@ -31,12 +31,12 @@ function reading(asset: string, parameter: string, value: number, t: number): Re
 }
 const readingRecord = (prefix: string, r: ReadingInput) => ({ topic: `${prefix}telemetry.clean`, key: `${r.asset_id}/${r.parameter}`, value: JSON.stringify(r) });
 
-async function createTopics(admin: KafkaAdmin, prefix: string): Promise<string[]> {
-  for (const name of TOPICS) {
+async function createTopics(admin: KafkaAdmin, prefix: string, names = TOPICS): Promise<string[]> {
+  for (const name of names) {
     const spec = topicSpec(name);
     await admin.createTopic(prefix + name, spec.partitions === 1 ? 1 : PARTITIONS, spec.configs);
   }
-  return TOPICS.map((t) => prefix + t);
+  return names.map((t) => prefix + t);
 }
 
 async function waitForEvents(prefix: string, predicate: (events: AlarmEvent[]) => boolean, timeoutMs = 20_000): Promise<AlarmEvent[]> {
@@ -95,11 +95,20 @@ describe.skipIf(!kafkaUp)("alarm evaluator worker against real Kafka", () => {
       const id = raised!.alarm_id;
       const command = (body: Record<string, unknown>) => ({ topic: `${prefix}${ALARM_COMMANDS_TOPIC}`, key: "reactor_1/pressure", value: JSON.stringify({ alarm_id: id, at: new Date().toISOString(), ...body }) });
 
-      await producer.send([command({ action: "acknowledge", by: "alice" })]);
+      await producer.send([command({ action: "acknowledge", by: "alice", command_id: "c-alice" })]);
       await waitForEvents(prefix, (es) => es.some((e) => e.event === "acknowledged" && e.acked_by === "alice"));
-      // A refused command (already acknowledged) produces nothing and does not stop the worker.
-      await producer.send([command({ action: "acknowledge", by: "bob" }), command({ action: "suppress", by: "bob", until: new Date(Date.now() + 1500).toISOString() })]);
+      // A refused command (already acknowledged) produces no transition and does not stop the worker.
+      await producer.send([command({ action: "acknowledge", by: "bob", command_id: "c-bob" }), command({ action: "suppress", by: "bob", until: new Date(Date.now() + 1500).toISOString(), command_id: "c-bob-2" })]);
       await waitForEvents(prefix, (es) => es.some((e) => e.event === "suppressed"));
+      // Every command's outcome, keyed like the command, for the API waiting on it and the audit trail.
+      const outcomes = (await readTopic(kafkaConnection(), `${prefix}alarms.command_outcomes`, { idleMs: 300 })).map((r) => ({ key: r.key, ...JSON.parse(r.value!) }) as Record<string, any>);
+      expect(outcomes.map((o) => `${o.key} ${o.command_id} ${o.outcome} ${o.state}`)).toEqual([
+        "reactor_1/pressure c-alice applied ACKNOWLEDGED",
+        "reactor_1/pressure c-bob refused ACKNOWLEDGED",
+        "reactor_1/pressure c-bob-2 applied SUPPRESSED",
+      ]);
+      expect(outcomes[1]!.error).toMatchObject({ code: "invalid_transition", message: expect.stringContaining(`cannot acknowledge alarm ${id}: it is already ACKNOWLEDGED (by alice at `) });
+      expect(outcomes[2]).toMatchObject({ action: "suppress", by: "bob", event: "suppressed", sequence: 3, alarm: { alarm_id: id, state: "SUPPRESSED", suppressed_by: "bob" } });
       // No reading arrives: only the tick can end the suppression.
       const expired = await waitForEvents(prefix, (es) => es.some((e) => e.event === "unsuppressed"), 10_000);
       const unsuppressed = expired.find((e) => e.event === "unsuppressed")!;
@@ -136,6 +145,28 @@ describe.skipIf(!kafkaUp)("alarm evaluator worker against real Kafka", () => {
       expect(raised).toMatchObject({ event: "raised", rule_id: "pressure", value: 250, raised_at: new Date(t0).toISOString() });
     } finally {
       await worker.stop();
+    }
+  }, 60_000);
+
+  test("without alarms.command_outcomes (an upgrade before `gateway topics apply`) commands still apply; only their outcome is not reported", async () => {
+    const prefix = `alo${Date.now().toString(36)}.`;
+    created.push(...(await createTopics(admin, prefix, TOPICS.filter((t) => t !== "alarms.command_outcomes"))));
+    await publishAlarmRules(prefix, RULES.rules);
+    const producer = new ReliableProducer(kafkaConnection(), "test");
+    const worker = createAlarmWorker({ connection: kafkaConnection(), ruleDefaults: DEFAULT_RULE_SETTINGS, log, instanceId: "t3", namespace: topicNamespace(prefix), tickMs: 200 });
+    await worker.start();
+    try {
+      await producer.send([readingRecord(prefix, reading("reactor_1", "pressure", 250, Date.now() - 60_000))]);
+      const [raised] = await waitForEvents(prefix, (es) => es.length >= 1);
+      const ack = { action: "acknowledge", alarm_id: raised!.alarm_id, by: "alice", at: new Date().toISOString(), command_id: "c-1" };
+      await producer.send([{ topic: `${prefix}${ALARM_COMMANDS_TOPIC}`, key: "reactor_1/pressure", value: JSON.stringify(ack) }]);
+      await waitForEvents(prefix, (es) => es.some((e) => e.event === "acknowledged"));
+      // The worker goes on: a later reading is still evaluated.
+      await producer.send([readingRecord(prefix, reading("reactor_1", "pressure", 150, Date.now() - 50_000))]);
+      await waitForEvents(prefix, (es) => es.some((e) => e.event === "cleared"));
+    } finally {
+      await worker.stop();
+      await producer.close();
     }
   }, 60_000);
 
