@@ -63,6 +63,42 @@ describe.skipIf(!kafkaUp)("transactional processor", () => {
     expect(values).toEqual(Array.from({ length: COUNT }, (_, i) => i * 2));
   });
 
+  test("a commit that fails drops the batch processed meanwhile too; every input still yields exactly one output", async () => {
+    const failing = uniqueName("test.proc.commitfail");
+    await admin.createTopic(failing, 3);
+    let poisoned = false;
+    let processed = 0;
+    const seen = new Map<string, number>();
+    const processor = new TransactionalProcessor({
+      connection,
+      groupId: uniqueName("test-proc-commitfail"),
+      transactionalId: uniqueName("test-proc-commitfail-tx"),
+      inputTopics: [input],
+      process: (batch) => {
+        processed += batch.length;
+        for (const r of batch) seen.set(r.value!, (seen.get(r.value!) ?? 0) + 1);
+        const outputs = batch.map((r) => ({ topic: failing, key: r.key, value: String(Number(r.value) * 2) }));
+        // Once, midway: an output to a topic that does not exist fails this batch's commit (not its
+        // processing), while the next batch is already being processed.
+        if (!poisoned && processed > COUNT / 3) {
+          poisoned = true;
+          outputs.push({ topic: uniqueName("test.proc.missing"), key: "k", value: "x" });
+        }
+        return outputs;
+      },
+      log,
+      maxBatch: 100,
+    });
+    await processor.start();
+    await waitFor(() => poisoned, 60_000);
+    const records = await readTopic(connection, failing, { until: COUNT + 1, idleMs: 5000, timeoutMs: 90_000 });
+    await processor.stop();
+    await admin.deleteTopics([failing]).catch(() => undefined);
+    expect(records.map((r) => Number(r.value)).sort((a, b) => a - b)).toEqual(Array.from({ length: COUNT }, (_, i) => i * 2));
+    // The failed batch and the one processed meanwhile were processed again after the restart.
+    expect([...seen.values()].filter((n) => n > 1).length).toBeGreaterThan(100);
+  });
+
   test("a backlog is processed in transactions of at most maxBatch records", async () => {
     const sizes: number[] = [];
     const backlogOutput = uniqueName("test.proc.backlog");
