@@ -182,7 +182,9 @@ function closeDue<W>(timeline: Timeline<W>, key: string, tag: TagTimeline<W>, wa
       if (end <= watermark - timing.retained_windows * size) expired++;
     }
     if (expired > 0) {
-      slots.splice(0, expired);
+      // Usually one window at a time; shift is much cheaper than splice.
+      if (expired === 1) slots.shift();
+      else slots.splice(0, expired);
       timeline.dirty.add(key);
     }
   }
@@ -267,7 +269,12 @@ export function ingest<W>(timeline: Timeline<W>, sample: Sample, resolutions: re
     const slots = (tag.windows[resolution] ??= []);
     const at = slotIndex(slots, start);
     let slot = slots[at];
-    if (slot?.start !== start) slots.splice(at, 0, (slot = { start, revision: -1, data: hooks.create(resolution) }));
+    if (slot?.start !== start) {
+      slot = { start, revision: -1, data: hooks.create(resolution) };
+      // Nearly always the newest window: push, as splice is several times slower even at the end.
+      if (at === slots.length) slots.push(slot);
+      else slots.splice(at, 0, slot);
+    }
     hooks.update(slot.data, late || slot.revision >= 0);
     if (slot.revision >= 0) {
       slot.revision += 1;
@@ -410,6 +417,9 @@ export interface AggregatorState {
   timeline: Timeline<AggWindow>;
   /** Per tag key, what its changelog records hold besides the windows' bookkeeping (see below). */
   stored: Map<string, StoredTag>;
+  /** The reading being aggregated, for `hooks`; not state. */
+  current: AggregatorInput | null;
+  hooks: WindowHooks<AggWindow>;
 }
 
 /** A changelog record of the aggregator; a null value deletes the key (tombstone). */
@@ -455,7 +465,17 @@ export function roundPct(pct: number): number {
 }
 
 export function createAggregatorState(config: Partial<AggregatorConfig> = {}): AggregatorState {
-  return { config: { ...DEFAULT_AGGREGATOR_CONFIG, ...config }, timeline: createTimeline(), stored: new Map() };
+  const state = { config: { ...DEFAULT_AGGREGATOR_CONFIG, ...config }, timeline: createTimeline<AggWindow>(), stored: new Map<string, StoredTag>(), current: null as AggregatorInput | null };
+  // Made once per state rather than per reading: aggregate() sets `current` before each ingest.
+  const hooks: WindowHooks<AggWindow> = {
+    create: () => ({ unit: state.current?.unit ?? null, stats: createStats(), quality: { good: 0, suspect: 0, uncertain: 0, bad: 0 } }),
+    update: (w) => {
+      const reading = state.current as AggregatorInput;
+      addValue(w.stats, reading.value as number, state.config);
+      w.quality[QUALITY_FIELD[reading.quality]] += 1;
+    },
+  };
+  return Object.assign(state, { hooks });
 }
 
 /** ISO texts of recent window bounds: emissions come in runs of the same windows of different tags. A pure memo. */
@@ -509,18 +529,13 @@ export function aggregate(state: AggregatorState, reading: AggregatorInput): Out
   const value = reading.value;
   const { config } = state;
   const time = Date.parse(reading.timestamps.device_time ?? reading.timestamps.gateway_time);
+  state.current = reading;
   const { key, emitted, too_late, watermark } = ingest(
     state.timeline,
     { asset_id: reading.asset_id, parameter: reading.parameter, time, gateway_time: Date.parse(reading.timestamps.gateway_time) },
     config.resolutions,
     config,
-    {
-      create: () => ({ unit: reading.unit ?? null, stats: createStats(), quality: { good: 0, suspect: 0, uncertain: 0, bad: 0 } }),
-      update: (w) => {
-        addValue(w.stats, value, config);
-        w.quality[QUALITY_FIELD[reading.quality]] += 1;
-      },
-    },
+    state.hooks,
   );
   if (too_late.length < config.resolutions.length) {
     appendSample(storedOf(state, key).log, { time, value, quality: reading.quality, unit: reading.unit ?? null });
@@ -638,7 +653,10 @@ function sampleNeeded(tag: TagTimeline<AggWindow>, sample: LoggedSample): boolea
  * record. `all` writes every sketched window (whole snapshots) instead of only changed ones.
  */
 function tagEntries(out: AggregatorStateEntry[], key: string, tag: TagTimeline<AggWindow>, stored: StoredTag, log: LogChanges, all: boolean): void {
-  for (const { chunk, value } of log.chunks) out.push({ key: chunkKey(key, chunk), value: value && JSON.stringify({ version: SNAPSHOT_VERSION, ...value }) });
+  for (let i = 0; i < log.chunks.length; i++) {
+    const { chunk, value } = log.chunks[i] as LogChanges["chunks"][number];
+    out.push({ key: chunkKey(key, chunk), value: value && JSON.stringify({ version: SNAPSHOT_VERSION, seq: value.seq, samples: value.samples, units: value.units }) });
+  }
   const record: TagRecord = {
     version: SNAPSHOT_VERSION,
     asset_id: tag.asset_id,
