@@ -1,6 +1,6 @@
 import { describe, expect, test } from "bun:test";
 import type { Reading } from "../../envelope/reading.ts";
-import type { Output } from "../aggregate/windows.ts";
+import { takeTimelineChanges, type Output } from "../aggregate/windows.ts";
 import { loadRules } from "../quality/rules.ts";
 import { createValidatorState, validate, type ReadingOutcome } from "../quality/validator.ts";
 import {
@@ -11,6 +11,7 @@ import {
   restoreLedgerFromChanges,
   snapshotLedger,
   takeLedgerChanges,
+  upgradeLedgerRecord,
   type CompletenessRecord,
   type LedgerState,
 } from "./ledger.ts";
@@ -197,5 +198,21 @@ describe("snapshot and restore", () => {
     }
     const restored = restoreLedgerFromChanges([...latest].map(([key, value]) => ({ key, value })), { allowed_lateness_ms: 0 });
     expect([...before, ...feed(restored, stream.slice(cut))]).toEqual(expected);
+  });
+
+  test("records of the previous format (named counts) restore the same state once upgraded", () => {
+    const state = fresh();
+    for (const o of stream.slice(0, 40)) recordOutcome(state, o);
+    const previous = takeTimelineChanges(state.timeline, 1, (w) => w);
+    for (const e of previous) state.timeline.dirty.add(e.key);
+    const current = takeLedgerChanges(state);
+    expect(previous.map((e) => upgradeLedgerRecord(e.value))).toEqual(current.map((e) => e.value));
+    const bytes = (entries: { value: string }[]) => entries.reduce((n, e) => n + e.value.length, 0);
+    expect(bytes(current)).toBeLessThan(bytes(previous));
+  });
+
+  test("a record of an unknown format is refused", () => {
+    expect(() => upgradeLedgerRecord(JSON.stringify({ version: 7 }))).toThrow("version");
+    expect(() => restoreLedgerFromChanges([{ key: "a/b", value: JSON.stringify({ version: 1, windows: {} }) }])).toThrow("version");
   });
 });

@@ -158,14 +158,35 @@ export function restoreLedger(snapshot: LedgerSnapshot, config: Partial<WindowTi
   return { config: { ...DEFAULT_LEDGER_CONFIG, ...config }, timeline: restoreTimeline(snapshot, (w: LedgerWindow) => w) };
 }
 
+/**
+ * Changelog record format. 2: a window's counts as one array in the order below (a tag record is
+ * ~40 % smaller, and it is written for every tag a batch touches); 1: the counts as named fields,
+ * still read through `upgradeLedgerRecord`.
+ */
+export const CHANGELOG_VERSION = 2;
+const NAMED_FIELDS_VERSION = 1;
+type CompactWindow = [expected_interval_ms: number | null, received: number, rejected: number, duplicates: number, late: number, gaps: number];
+
+const compact = (w: LedgerWindow): CompactWindow => [w.expected_interval_ms, w.received, w.rejected, w.duplicates, w.late, w.gaps];
+const expand = ([expected_interval_ms, received, rejected, duplicates, late, gaps]: CompactWindow): LedgerWindow => ({ expected_interval_ms, received, rejected, duplicates, late, gaps });
+
 /** Changelog records for the state changed since the last call (see `takeTimelineChanges`). */
 export function takeLedgerChanges(state: LedgerState): StateEntry[] {
-  return takeTimelineChanges(state.timeline, SNAPSHOT_VERSION, (w) => w);
+  return takeTimelineChanges(state.timeline, CHANGELOG_VERSION, compact);
 }
 
 export function restoreLedgerFromChanges(
   entries: Iterable<{ key?: string | undefined; value?: string | null | undefined }>,
   config: Partial<WindowTiming> = {},
 ): LedgerState {
-  return { config: { ...DEFAULT_LEDGER_CONFIG, ...config }, timeline: restoreTimelineFromChanges(entries, SNAPSHOT_VERSION, (w: LedgerWindow) => w) };
+  return { config: { ...DEFAULT_LEDGER_CONFIG, ...config }, timeline: restoreTimelineFromChanges(entries, CHANGELOG_VERSION, expand) };
+}
+
+/** A changelog record of format 1 (named fields) as format 2, for `restoreLedgerFromChanges`. */
+export function upgradeLedgerRecord(value: string): string {
+  const record = JSON.parse(value) as { version: number; windows?: Record<string, { data: LedgerWindow | CompactWindow }[]> };
+  if (record.version !== NAMED_FIELDS_VERSION) throw new Error(`ledger state record has version ${record.version}, expected ${NAMED_FIELDS_VERSION}`);
+  record.version = CHANGELOG_VERSION;
+  for (const slots of Object.values(record.windows ?? {})) for (const slot of slots) slot.data = compact(slot.data as LedgerWindow);
+  return JSON.stringify(record);
 }

@@ -1,7 +1,8 @@
 import { describe, expect, test } from "bun:test";
 import type { ConsumedRecord } from "../../kafka/processor.ts";
 import type { OutgoingRecord } from "../../kafka/producer.ts";
-import { createLedgerState, recordOutcome, takeLedgerChanges } from "../completeness/ledger.ts";
+import { takeTimelineChanges } from "../aggregate/windows.ts";
+import { createLedgerState, recordOutcome } from "../completeness/ledger.ts";
 import { topicNamespace } from "../namespace.ts";
 import { loadRules } from "./rules.ts";
 import { createValidatorState, takeStateChanges, validate } from "./validator.ts";
@@ -96,7 +97,8 @@ describe("quality worker batches", () => {
         if (result.outcome) recordOutcome(ledger, result.outcome);
       }
       for (const e of takeStateChanges(validator)) log(`v|${e.key}`, e.value);
-      for (const e of takeLedgerChanges(ledger)) log(`l|${e.key}`, e.value);
+      // That layout's ledger records named each window's counts (format 1).
+      for (const e of takeTimelineChanges(ledger.timeline, 1, (w) => w)) log(`l|${e.key}`, e.value);
     }
     const restored = fresh();
     restored.restore(0, compacted(previous));

@@ -2,7 +2,7 @@ import type { KafkaConnection } from "../../kafka/connection.ts";
 import { TransactionalProcessor, type ConsumedRecord } from "../../kafka/processor.ts";
 import type { OutgoingRecord } from "../../kafka/producer.ts";
 import type { Logger } from "../../log/logger.ts";
-import { createLedgerState, recordOutcome, restoreLedgerFromChanges, takeLedgerChanges, type LedgerState } from "../completeness/ledger.ts";
+import { createLedgerState, recordOutcome, restoreLedgerFromChanges, takeLedgerChanges, upgradeLedgerRecord, type LedgerState } from "../completeness/ledger.ts";
 import { topicNamespace, type TopicNamespace } from "../namespace.ts";
 import type { RuleSet } from "./rules.ts";
 import { createValidatorState, restoreStateFromChanges, stateRecord, takeStateChanges, validate, type ValidatorState } from "./validator.ts";
@@ -57,7 +57,7 @@ function splitChangelog(records: ConsumedRecord[]): { validator: ChangelogEntry[
   const ledger: ChangelogEntry[] = [];
   for (const [key, value] of latestPerKey(records)) {
     if (key.startsWith(VALIDATOR_PREFIX)) validator.push({ key: key.slice(VALIDATOR_PREFIX.length), value });
-    else if (key.startsWith(LEDGER_PREFIX)) ledger.push({ key: key.slice(LEDGER_PREFIX.length), value });
+    else if (key.startsWith(LEDGER_PREFIX)) ledger.push({ key: key.slice(LEDGER_PREFIX.length), value: value === null ? null : upgradeLedgerRecord(value) });
     else {
       const [v, l] = value === null ? [null, null] : (JSON.parse(value) as [unknown, unknown]);
       validator.push({ key, value: v === null ? null : JSON.stringify(v) });
