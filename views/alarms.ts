@@ -13,6 +13,8 @@ import { badge, emptyState, htmlResponse } from "./layout.ts";
 const SUPPRESS_CHOICES_MIN = [15, 60, 240, 480];
 const MAX_SUPPRESS_MIN = 24 * 60;
 const ALARMS_REFRESH = "every 5s";
+/** Fired (HX-Trigger) by a refused or unconfirmed command: the table reloads at once to show the alarm as it is. */
+const ALARMS_CHANGED = "alarms-changed";
 
 function severityTone(severity: string | null): string {
   const s = (severity ?? "").toLowerCase();
@@ -45,9 +47,14 @@ function alarmRow(a: Alarm, viewer: Viewer): Html {
 </tr>`;
 }
 
-async function alarmTable(deps: UiDeps, viewer: Viewer, filter: AlarmFilter): Promise<Html> {
+/**
+ * The alarm table; it reloads itself. Errors show in the card's slot above it (outside what the
+ * reload replaces), so a refused command's reason stays until the user acts again. `notice`: what
+ * became of the command just sent, when the evaluator has not confirmed it yet.
+ */
+async function alarmTable(deps: UiDeps, viewer: Viewer, filter: AlarmFilter, notice?: string): Promise<Html> {
   const query = new URLSearchParams({ state: filter.state ?? "active", q: filter.q ?? "" }).toString();
-  const common = html` id="alarm-table" hx-get="/alarms?${query}" hx-trigger="${ALARMS_REFRESH}" hx-swap="outerHTML" data-errors`;
+  const common = html` id="alarm-table" hx-get="/alarms?${query}" hx-trigger="${ALARMS_REFRESH}, ${ALARMS_CHANGED} from:body" hx-swap="outerHTML"`;
   if (!deps.live) return html`<div${common}>${emptyState("No alarms.", "Live data is off on this appliance.")}</div>`;
   const alarms = await deps.live.alarms.list(filter);
   if (alarms.length === 0) {
@@ -57,7 +64,7 @@ async function alarmTable(deps: UiDeps, viewer: Viewer, filter: AlarmFilter): Pr
     )}</div>`;
   }
   return html`<div${common}>
-  <p class="request-error" role="alert"></p>
+  ${notice ? html`<div class="notice" role="status"><p>${notice}</p></div>` : ""}
   <table class="data">
   <thead><tr><th scope="col">Raised (UTC)</th><th scope="col">Severity</th><th scope="col">Tag</th><th scope="col">Message</th><th scope="col">State</th>
   <th scope="col">Acknowledged</th><th scope="col">Suppressed</th><th scope="col"><span class="visually-hidden">Actions</span></th></tr></thead>
@@ -73,21 +80,26 @@ export function alarmPages(deps: UiDeps) {
     if (!deps.live) throw new ApiError(503, "live_unavailable", "live data is off on this appliance");
     const [actor, ip] = actorOf(ctx);
     const id = ctx.params.id!;
+    let result: Alarm;
     try {
-      if (action === "ack") await deps.live.alarms.ack(id, actor);
+      if (action === "ack") result = await deps.live.alarms.ack(id, actor);
       else {
         const minutes = Number(field(await readForm(ctx.request), "minutes"));
         if (!Number.isInteger(minutes) || minutes < 1 || minutes > MAX_SUPPRESS_MIN) throw new ApiError(422, "validation_failed", `minutes: expected 1-${MAX_SUPPRESS_MIN}`);
         const until = new Date(Date.now() + minutes * 60_000);
-        await deps.live.alarms.suppress(id, actor, until);
+        result = await deps.live.alarms.suppress(id, actor, until);
       }
     } catch (error) {
       if (error instanceof UnknownAlarmError) throw new ApiError(404, "not_found", error.message);
+      // Refused (the alarm changed: cleared, or acknowledged by someone else): the reason shows above
+      // the table, and the table reloads to show the alarm as it is now.
+      if (error instanceof ApiError && error.status === 409) throw new ApiError(409, error.code, error.message, error.fields, { ...error.headers, "HX-Trigger": ALARMS_CHANGED });
       throw error;
     }
     // Same action names as the API's (`alarm.acknowledge|suppress`), so the audit log reads one way.
     await appendAudit(deps.db(), { actor, ip, action: `alarm.${action === "ack" ? "acknowledge" : action}`, resourceType: "alarm", resourceId: id, changes: null });
-    return htmlResponse(await alarmTable(deps, viewer, filterOf(ctx.query)));
+    const notice = result.pending ? `${action === "ack" ? "Acknowledgement" : "Suppression"} sent, not confirmed yet: ${result.pending}` : undefined;
+    return htmlResponse(await alarmTable(deps, viewer, filterOf(ctx.query), notice));
   };
   return new Elysia({ name: "ui-alarms", detail: { hide: true } })
     .get(
@@ -100,13 +112,14 @@ export function alarmPages(deps: UiDeps) {
         return page(
           viewer,
           "Alarms",
-          html`<section class="card">
+          html`<section class="card" data-errors>
   <form class="toolbar" method="get" action="/alarms">
     <label for="alarm-q">Filter</label><input type="search" id="alarm-q" name="q" value="${filter.q ?? ""}" placeholder="tag, message, severity…">
     <label for="alarm-state">Show</label>
     <select id="alarm-state" name="state"><option value="active"${attr("selected", filter.state !== "all")}>active</option><option value="all"${attr("selected", filter.state === "all")}>all, incl. cleared</option></select>
     <button class="btn" type="submit">Apply</button>
   </form>
+  <p class="request-error" role="alert"></p>
   ${table}
 </section>
 ${alarmRulesSection(rules)}`,

@@ -67,7 +67,8 @@ export function errorResponse(viewer: Viewer, request: Request, error: unknown):
   if (isHtmx(request)) {
     return new Response(JSON.stringify({ error: { code: error instanceof ApiError ? error.code : "internal", message } }), {
       status,
-      headers: { "content-type": "application/json" },
+      // An ApiError's own headers too (e.g. HX-Trigger: a refusal makes the page refresh what it refers to).
+      headers: { ...(error instanceof ApiError ? error.headers : {}), "content-type": "application/json" },
     });
   }
   return page(viewer, status === 404 ? "Not found" : "Something went wrong", html`<div class="notice notice-bad" role="alert"><p>${message}</p></div><p><a href="/">Back to the overview</a></p>`, { status });

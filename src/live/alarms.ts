@@ -18,6 +18,8 @@ export interface Alarm {
   acked_at: string | null;
   suppressed_until: string | null;
   suppressed_by: string | null;
+  /** Only on the reply to ack/suppress: the command was sent but the evaluator has not confirmed it yet (why, what happens next). */
+  pending?: string;
 }
 
 export interface AlarmFilter {

@@ -8,7 +8,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { chromium, type Browser, type Page } from "playwright-core";
 import type { Role } from "../../src/auth/permissions.ts";
-import { KAFKA_BOOTSTRAP, kafkaUp, uniqueName } from "../support/services.ts";
+import { ReliableProducer } from "../../src/kafka/producer.ts";
+import { KAFKA_BOOTSTRAP, kafkaConnection, kafkaUp, uniqueName } from "../support/services.ts";
 import { ADMIN_PASSWORD, apiToken, CHROMIUM, CHROMIUM_ARGS, startTestAppliance, USER_PASSWORD, type TestAppliance } from "./appliance.ts";
 
 function chromiumAvailable(): boolean {
@@ -33,6 +34,8 @@ const ALARM_ACKED_TIMEOUT_MS = 15_000;
  * asset, so whichever run's evaluator is assigned a partition raises the alarm of any run's asset.
  */
 const ALARM_ASSET_PREFIX = "ui-alarm-";
+/** The message of the well's second alarm (high_high), the one a refused acknowledgement is tried on. */
+const SECOND_ALARM = "Second opinion";
 const ALARM_RULES = `# The simulated well runs at 180-190 psi: above 100 from the first reading.
 on_delay_s: 0
 rules:
@@ -41,6 +44,7 @@ rules:
     parameter: pressure
     unit: psi
     high: { value: 100, type: overpressure, severity: CRITICAL }
+    high_high: { value: 120, type: second_opinion, severity: HIGH, message: "${SECOND_ALARM} on {asset_id}" }
 `;
 
 /** The appliance with the quality validator and alarm evaluator on, reading the well's pressure as `alarmAsset`. */
@@ -236,7 +240,7 @@ describe.skipIf(!kafkaUp || !chromiumAvailable())("web UI in a browser", () => {
     const page = await signIn("olga", USER_PASSWORD);
     await page.goto(`${t.url}/alarms?q=${alarmAsset}`);
     // Raised by the evaluator from the declared pipeline's readings; the table refreshes itself (htmx, every 5 s).
-    const row = page.locator("#alarm-table tbody tr", { hasText: alarmAsset });
+    const row = page.locator("#alarm-table tbody tr", { hasText: alarmAsset }).filter({ hasText: "CRITICAL" });
     await row.waitFor({ timeout: ALARM_RAISED_TIMEOUT_MS });
     expect(await row.count()).toBe(1);
     const raised = await row.textContent();
@@ -252,7 +256,7 @@ describe.skipIf(!kafkaUp || !chromiumAvailable())("web UI in a browser", () => {
     await ack.click();
     expect((await posted).status()).toBe(200);
     // The command goes round the workers into the read model; the page shows it (in the reply or on a refresh).
-    const acked = page.locator("#alarm-table tbody tr", { hasText: alarmAsset }).filter({ hasText: "ACKNOWLEDGED" });
+    const acked = page.locator("#alarm-table tbody tr", { hasText: alarmAsset }).filter({ hasText: "CRITICAL" }).filter({ hasText: /ACKNOWLEDGED/ }); // case-sensitive: not "not acknowledged"
     await acked.waitFor({ timeout: ALARM_ACKED_TIMEOUT_MS });
     expect(await acked.textContent()).toContain("olga");
     expect(await acked.locator("button:has-text('Acknowledge')").count()).toBe(0);
@@ -264,5 +268,40 @@ describe.skipIf(!kafkaUp || !chromiumAvailable())("web UI in a browser", () => {
     expect(await get(`/api/v1/alarms/${encodeURIComponent(alarmId)}`)).toMatchObject({ asset_id: alarmAsset, parameter: "pressure", type: "overpressure", state: "ACKNOWLEDGED", acked_by: "olga" });
     const audit = (await get(`/api/v1/audit?resource_type=alarm&resource_id=${encodeURIComponent(alarmId)}`)).items as { user: string; action: string }[];
     expect(audit).toContainEqual(expect.objectContaining({ user: "olga", action: "alarm.acknowledge" }));
+  }, 60_000);
+
+  test("an acknowledgement the evaluator refuses (someone else was first) shows the reason, and the table the alarm as it is", async () => {
+    const page = await signIn("olga", USER_PASSWORD);
+    await page.goto(`${t.url}/alarms?q=${alarmAsset}`);
+    const row = page.locator("#alarm-table tbody tr", { hasText: SECOND_ALARM });
+    await row.waitFor({ timeout: ALARM_RAISED_TIMEOUT_MS });
+    const ack = row.locator("button:has-text('Acknowledge')");
+    const alarmId = decodeURIComponent(/^\/alarms\/(.+)\/ack$/.exec((await ack.getAttribute("hx-post")) ?? "")?.[1] ?? "");
+    expect(alarmId).not.toBe("");
+    // Her page stays as it is (its reloads get nothing) while a SCADA client acknowledges the alarm straight on Kafka.
+    const reloads = /\/alarms\?/;
+    await page.route(reloads, (route) => (route.request().method() === "GET" ? route.fulfill({ status: 204 }) : route.fallback()));
+    const scada = new ReliableProducer(kafkaConnection(), "ui-test-scada");
+    try {
+      await scada.send([{ topic: "alarms.commands", key: `${alarmAsset}/pressure`, value: JSON.stringify({ action: "acknowledge", alarm_id: alarmId, by: "scada", at: new Date().toISOString() }) }]);
+    } finally {
+      await scada.close();
+    }
+    const posted = page.waitForResponse((r) => r.url().endsWith(`/alarms/${encodeURIComponent(alarmId)}/ack`) && r.request().method() === "POST");
+    await ack.click();
+    // Refused by the evaluator (or, if the read model was already there, by the API's own check): same reason either way.
+    expect((await posted).status()).toBe(409);
+    const reason = page.locator("section.card .request-error");
+    await reason.waitFor({ state: "visible" });
+    expect(await reason.textContent()).toContain(`cannot acknowledge alarm ${alarmId}: it is already ACKNOWLEDGED (by scada at `);
+    await page.unroute(reloads);
+    // The table reloads to the alarm as it is; the reason stays until she acts again.
+    const acked = page.locator("#alarm-table tbody tr", { hasText: SECOND_ALARM }).filter({ hasText: /ACKNOWLEDGED/ }); // case-sensitive: not "not acknowledged"
+    await acked.waitFor({ timeout: ALARM_ACKED_TIMEOUT_MS });
+    expect(await acked.textContent()).toContain("scada");
+    expect(await acked.locator("button:has-text('Acknowledge')").count()).toBe(0);
+    expect(await reason.isVisible()).toBe(true);
+    expect(await reason.textContent()).toContain("already ACKNOWLEDGED (by scada");
+    await page.context().close();
   }, 60_000);
 });

@@ -30,6 +30,12 @@
     return "The gateway answered " + xhr.status + (xhr.statusText ? " " + xhr.statusText : "");
   }
 
+  // A periodic refresh (hx-trigger "every …") of part of a page.
+  function polls(element) {
+    var trigger = element && element.getAttribute ? element.getAttribute("hx-trigger") || "" : "";
+    return /\bevery\b/.test(trigger);
+  }
+
   // An error is shown next to what caused it: the nearest [data-errors] block's .request-error,
   // else the page's flash area.
   function showError(element, message) {
@@ -40,13 +46,19 @@
     slot.textContent = message;
     slot.hidden = false;
     slot.classList.add("is-visible");
+    slot.setAttribute("data-from-poll", polls(element) ? "1" : "0");
   }
 
+  // A user's action clears the last error. A periodic refresh clears only an error of a refresh: the
+  // answer to what the user did (e.g. a refused acknowledgement) stays until they act again.
   function clearError(element) {
+    var fromPoll = polls(element);
     var scope = element && element.closest ? element.closest("[data-errors]") : null;
     var slots = [scope ? scope.querySelector(".request-error") : null, document.getElementById("flash")];
     slots.forEach(function (slot) {
-      if (slot && slot.classList.contains("is-visible")) { slot.textContent = ""; slot.classList.remove("is-visible"); if (slot.id === "flash") slot.hidden = true; }
+      if (!slot || !slot.classList.contains("is-visible")) return;
+      if (fromPoll && slot.getAttribute("data-from-poll") !== "1") return;
+      slot.textContent = ""; slot.classList.remove("is-visible"); if (slot.id === "flash") slot.hidden = true;
     });
   }
 

@@ -379,12 +379,14 @@ const UI_LIST_LIMIT = 500;
 /**
  * Same method shapes as the UI's in-memory source. The UI page audits its own actions, so these
  * do not (pass through AlarmService.command for API semantics). Unknown ids throw UnknownAlarmError;
- * refused transitions an ApiError 409 with the lifecycle's reason.
+ * refused transitions (by the read model's state or by the evaluator) an ApiError 409 with the
+ * lifecycle's reason; a command with no outcome in time comes back with `pending` set.
  */
 export function dbAlarmSource(service: AlarmService): AlarmSource {
-  const act = async (id: string, run: () => Promise<CommandReply>) => {
+  const act = async (id: string, run: () => Promise<CommandReply>): Promise<UiAlarm> => {
     try {
-      return toUiAlarm((await run()).alarm);
+      const reply = await run();
+      return reply.status === 202 ? { ...toUiAlarm(reply.alarm), pending: reply.message } : toUiAlarm(reply.alarm);
     } catch (error) {
       if (error instanceof ApiError && error.status === 404) throw new UnknownAlarmError(`alarm ${id} not found`);
       throw error;
