@@ -24,7 +24,7 @@ const DETAIL = {
 const WAITS = "; waits (≤ ~5 s) for the alarm evaluator's outcome: 200 with the alarm, 409 naming the reason, else 202 Accepted (still queued).";
 const DESCRIPTION =
   "Checked against the read model (an invalid transition is a 409 at once), then sent to the alarm evaluator (alarms.commands) with a fresh `command_id`, " +
-  "and the answer waits for the evaluator's outcome (alarms.command_outcomes), at most `waitMs` (5 s by default). " +
+  "and the answer waits for the evaluator's outcome (alarms.command_outcomes), at most `http.alarm_command_wait_ms` (5 s by default). " +
   "**200**: applied; the body is the alarm in its new state. **409**: the evaluator refused it, because the alarm changed in the meantime (cleared, or acknowledged by someone else); " +
   "`error.message` is the lifecycle's reason, e.g. `cannot acknowledge alarm X: it is CLEARED`, and the refusal is in the audit log (`alarm.<action>.refused`). " +
   "**202**: no outcome in time (evaluator stopped, edge offline): `{ status: \"accepted\", command_id, message, command, alarm }`; the command stays queued in Kafka and applies when the evaluator reads it.";
@@ -33,7 +33,7 @@ const RESPONSES = {
   200: { description: "Applied: the alarm after the transition" },
   202: { description: "No outcome within the wait: `{ status: \"accepted\", command_id, message, command, alarm }`; the command is still queued" },
   404: { ...ERROR_BODY, description: "No such alarm. " + ERROR_BODY.description },
-  409: { ...ERROR_BODY, description: "Refused (`invalid_transition`): by the read model's state, or by the evaluator. " + ERROR_BODY.description },
+  409: { ...ERROR_BODY, description: "Refused, by the read model's state or by the evaluator (`invalid_transition`; `unknown_alarm` when the evaluator has no such alarm). " + ERROR_BODY.description },
   422: { ...ERROR_BODY, description: "Bad `until`. " + ERROR_BODY.description },
   503: { ...ERROR_BODY, description: "No Kafka producer here, or Kafka unreachable: nothing was sent. " + ERROR_BODY.description },
 };
