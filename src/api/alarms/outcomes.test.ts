@@ -55,8 +55,9 @@ describe("alarm commands answered from the evaluator's outcome", () => {
   type App = Awaited<ReturnType<typeof alarmsTestApp>>;
   let t: App;
   const engine = createAlarmEngine();
-  const outcomes = new OutcomeRegistry();
-  const loop = { mute: false, published: [] as AlarmCommand[] };
+  const tail = { ready: true };
+  const outcomes = new OutcomeRegistry({ ready: () => tail.ready });
+  const loop = { mute: false, lostOutcomes: false, published: [] as AlarmCommand[] };
   const ids: Record<string, string> = {};
   const project = (events: AlarmEvent[]) => upsertAlarmRows(t.db.db, events.map((e) => rowOf(e)!));
 
@@ -72,13 +73,13 @@ describe("alarm commands answered from the evaluator's outcome", () => {
             loop.published.push(command);
             if (loop.mute) return;
             const result = applyAlarmCommand(engine, command);
-            setTimeout(() => outcomes.deliver(commandOutcome(command, result)), 20);
+            if (!loop.lostOutcomes) setTimeout(() => outcomes.deliver(commandOutcome(command, result)), 20);
             setTimeout(() => void project(result.events), 100);
           },
         },
       },
     });
-    for (const [i, asset] of ["reactor_1", "reactor_2", "reactor_3", "reactor_4"].entries()) {
+    for (const [i, asset] of ["reactor_1", "reactor_2", "reactor_3", "reactor_4", "reactor_5"].entries()) {
       const [raised] = evaluateReading(engine, reading(asset, 210, i), RULES);
       ids[asset] = raised!.alarm_id;
       await project([raised!]);
@@ -133,6 +134,21 @@ describe("alarm commands answered from the evaluator's outcome", () => {
       expect(audit).toMatchObject({ action: "alarm.suppress.refused", actor: "operator", changes: { reason: { new: `cannot suppress alarm ${id}: it is CLEARED` } } });
     } finally {
       loop.mute = false;
+    }
+  });
+
+  test("while the shared tail is not following yet, the read model moving on answers 200 (an outcome it could not see is not waited for)", async () => {
+    tail.ready = false;
+    loop.lostOutcomes = true;
+    try {
+      const started = Date.now();
+      const r = await post(`/api/v1/alarms/${ids.reactor_5}/ack`);
+      expect(r.status).toBe(200);
+      expect(r.body).toMatchObject({ state: "ACKNOWLEDGED", sequence: 2 });
+      expect(Date.now() - started).toBeLessThan(900);
+    } finally {
+      tail.ready = true;
+      loop.lostOutcomes = false;
     }
   });
 });

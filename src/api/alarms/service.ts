@@ -281,11 +281,25 @@ export class AlarmService {
     const deadline = Date.now() + waitMs;
     if (!watch) return this.#awaitReadModel(row, command, deadline, waitMs);
 
-    const outcome = await settledBy(watch.outcome, deadline);
-    if (!outcome) {
-      watch.release();
-      const view = toAlarmView((await getAlarmRow(db, id)) ?? row);
-      return { status: 202, alarm: view, command, message: pendingMessage(waitMs) };
+    let outcome: CommandOutcome | undefined;
+    for (;;) {
+      const tailReady = this.#o.outcomes!.ready();
+      // While the shared tail is not following yet (API just started, Kafka or the topic missing) the
+      // outcome may pass unseen: the read model moving on counts then, as it did before outcomes.
+      outcome = await settledBy(watch.outcome, tailReady ? deadline : Math.min(deadline, Date.now() + (this.#o.pollMs ?? 100)));
+      if (outcome) break;
+      if (!tailReady) {
+        const now = await getAlarmRow(db, id);
+        if (now && now.sequence > row.sequence) {
+          watch.release();
+          return { status: 200, alarm: toAlarmView(now) };
+        }
+      }
+      if (Date.now() >= deadline) {
+        watch.release();
+        const view = toAlarmView((await getAlarmRow(db, id)) ?? row);
+        return { status: 202, alarm: view, command, message: pendingMessage(waitMs) };
+      }
     }
     if (outcome.outcome === "refused") {
       await this.#auditRefusal(outcome, ip);
