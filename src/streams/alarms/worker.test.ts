@@ -170,17 +170,21 @@ describe.skipIf(!kafkaUp)("alarm evaluator worker against real Kafka", () => {
     }
   }, 60_000);
 
-  test("kill -9 at random points: alarms.raw equals an uninterrupted pure run, no duplicates, nothing missing", async () => {
+  test("kill -9 at random points: alarms.raw equals an uninterrupted pure run, no duplicates, nothing missing; one outcome per command", async () => {
     const prefix = `alk${Date.now().toString(36)}.`;
     created.push(...(await createTopics(admin, prefix)));
     await publishAlarmRules(prefix, RULES.rules);
     // 12 tags, 60 samples each: pressure swings through high and low, temperature through the on-delay band.
     const base = Date.parse("2026-01-01T00:00:00Z");
     const records = [];
+    const commandIds: string[] = [];
     for (let i = 0; i < 60; i++) {
       for (let n = 0; n < 6; n++) {
         records.push(readingRecord(prefix, reading(`reactor_${n}`, "pressure", 110 + 100 * Math.sin((i + n) / 4) + (i % 3), base + i * 1000)));
         records.push(readingRecord(prefix, reading(`oven_${n}`, "temp", 75 + 12 * Math.sin((i + 2 * n) / 5) + (i % 2), base + i * 1000)));
+        // Commands for alarms that never existed: refused, so alarms.raw is untouched, but each has one outcome.
+        if (i % 10 === 0) commandIds.push(`k-${i}-${n}`);
+        if (i % 10 === 0) records.push({ topic: `${prefix}${ALARM_COMMANDS_TOPIC}`, key: `reactor_${n}/pressure`, value: JSON.stringify({ action: "acknowledge", alarm_id: `ghost-${i}-${n}`, by: "t", at: new Date(base).toISOString(), command_id: `k-${i}-${n}` }) });
       }
     }
     const spawn = () =>
@@ -223,13 +227,17 @@ describe.skipIf(!kafkaUp)("alarm evaluator worker against real Kafka", () => {
     try {
       const deadline = Date.now() + 45_000;
       let got: string[] = [];
+      let outcomes: string[] = [];
       while (Date.now() < deadline) {
         got = (await readTopic(kafkaConnection(), `${prefix}alarms.raw`, { idleMs: 500 })).map((r) => r.value!);
-        if (got.length >= expected.length) break;
+        outcomes = (await readTopic(kafkaConnection(), `${prefix}alarms.command_outcomes`, { idleMs: 500 })).map((r) => JSON.parse(r.value!).command_id as string);
+        if (got.length >= expected.length && outcomes.length >= commandIds.length) break;
         await Bun.sleep(1000);
       }
       expect(got.length).toBe(expected.length);
       expect([...got].sort()).toEqual([...expected].sort());
+      // Outcomes are written in the same transactions: exactly one per command across the kills.
+      expect([...outcomes].sort()).toEqual([...commandIds].sort());
     } finally {
       final.kill("SIGTERM");
       await final.exited;
