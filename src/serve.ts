@@ -193,7 +193,7 @@ function workerStages(config: ApplianceConfig): StreamStage[] {
     { id: "worker:quality", label: "Quality validator", inputs: ["telemetry.raw", "events.raw", "alarms.raw"], outputs: ["telemetry.clean", "events.clean", "alarms.clean", "dlq.invalid_telemetry", "telemetry.completeness"] },
     { id: "worker:aggregate", label: "Aggregator", inputs: ["telemetry.clean"], outputs: ["telemetry.1s", "telemetry.10s", "telemetry.1min", "telemetry.1hour"] },
   ];
-  stages.push({ id: "worker:alarms", label: "Alarm evaluator", inputs: ["telemetry.clean", "_gateway.alarm_rules"], outputs: ["alarms.raw"] });
+  stages.push({ id: "worker:alarms", label: "Alarm evaluator", inputs: ["telemetry.clean", "alarms.commands", "_gateway.alarm_rules"], outputs: ["alarms.raw", "alarms.command_outcomes"] });
   if (config.streams.alert_rules_file) stages.push({ id: "worker:alert-router", label: "Alert router", inputs: ["alarms.clean"], outputs: ["dlq.alert_deliveries"] });
   return stages;
 }
