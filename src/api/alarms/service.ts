@@ -281,37 +281,35 @@ export class AlarmService {
     const deadline = Date.now() + waitMs;
     if (!watch) return this.#awaitReadModel(row, command, deadline, waitMs);
 
-    let outcome: CommandOutcome | undefined;
-    for (;;) {
-      const tailReady = this.#o.outcomes!.ready();
-      // While the shared tail is not following yet (API just started, Kafka or the topic missing) the
-      // outcome may pass unseen: the read model moving on counts then, as it did before outcomes.
-      outcome = await settledBy(watch.outcome, tailReady ? deadline : Math.min(deadline, Date.now() + (this.#o.pollMs ?? 100)));
-      if (outcome) break;
-      if (!tailReady) {
-        const now = await getAlarmRow(db, id);
-        if (now && now.sequence > row.sequence) {
-          watch.release();
-          return { status: 200, alarm: toAlarmView(now) };
+    try {
+      let outcome: CommandOutcome | undefined;
+      for (;;) {
+        const tailReady = this.#o.outcomes!.ready();
+        // While the shared tail is not following yet (API just started, Kafka or the topic missing) the
+        // outcome may pass unseen: the read model moving on counts then, as it did before outcomes.
+        outcome = await settledBy(watch.outcome, tailReady ? deadline : Math.min(deadline, Date.now() + (this.#o.pollMs ?? 100)));
+        if (outcome) break;
+        if (!tailReady) {
+          const now = await getAlarmRow(db, id);
+          if (now && now.sequence > row.sequence) return { status: 200, alarm: toAlarmView(now) };
         }
+        if (Date.now() >= deadline) return { status: 202, alarm: toAlarmView((await getAlarmRow(db, id)) ?? row), command, message: pendingMessage(waitMs) };
       }
-      if (Date.now() >= deadline) {
-        watch.release();
-        const view = toAlarmView((await getAlarmRow(db, id)) ?? row);
-        return { status: 202, alarm: view, command, message: pendingMessage(waitMs) };
+      if (outcome.outcome === "refused") {
+        await this.#auditRefusal(outcome, ip);
+        throw new ApiError(409, outcome.error.code, outcome.error.message);
       }
-    }
-    if (outcome.outcome === "refused") {
-      await this.#auditRefusal(outcome, ip);
-      throw new ApiError(409, outcome.error.code, outcome.error.message);
-    }
-    // Applied. The read model (alarms.raw → validator → alarms.clean → projector) follows shortly:
-    // wait for it within what is left of the budget, so a list read next shows the change too.
-    for (;;) {
-      const now = await getAlarmRow(db, id);
-      if (now && now.sequence >= outcome.sequence) return { status: 200, alarm: toAlarmView(now) };
-      if (Date.now() >= deadline) return { status: 200, alarm: outcomeView(outcome.alarm, now ?? row) };
-      await Bun.sleep(this.#o.pollMs ?? 100);
+      // Applied. The read model (alarms.raw → validator → alarms.clean → projector) follows shortly:
+      // wait for it within what is left of the budget, so a list read next shows the change too.
+      for (;;) {
+        const now = await getAlarmRow(db, id);
+        if (now && now.sequence >= outcome.sequence) return { status: 200, alarm: toAlarmView(now) };
+        if (Date.now() >= deadline) return { status: 200, alarm: outcomeView(outcome.alarm, now ?? row) };
+        await Bun.sleep(this.#o.pollMs ?? 100);
+      }
+    } finally {
+      // Not answered yet (202, or the request failed): an outcome that comes later is still matched.
+      watch.release();
     }
   }
 
