@@ -68,6 +68,7 @@ describe.skipIf(!kafkaUp)("transactional processor", () => {
     await admin.createTopic(failing, 3);
     let poisoned = false;
     let processed = 0;
+    let committed = 0;
     const seen = new Map<string, number>();
     const processor = new TransactionalProcessor({
       connection,
@@ -86,12 +87,13 @@ describe.skipIf(!kafkaUp)("transactional processor", () => {
         }
         return outputs;
       },
+      onCommit: (outputs) => (committed += outputs.length),
       log,
       maxBatch: 100,
     });
     await processor.start();
-    await waitFor(() => poisoned, 60_000);
-    const records = await readTopic(connection, failing, { until: COUNT + 1, idleMs: 5000, timeoutMs: 90_000 });
+    await waitFor(() => poisoned && committed >= COUNT, 60_000);
+    const records = await readTopic(connection, failing, { until: COUNT + 1, idleMs: 3000 });
     await processor.stop();
     await admin.deleteTopics([failing]).catch(() => undefined);
     expect(records.map((r) => Number(r.value)).sort((a, b) => a - b)).toEqual(Array.from({ length: COUNT }, (_, i) => i * 2));

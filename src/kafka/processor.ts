@@ -309,9 +309,14 @@ export class TransactionalProcessor {
     }
     this.#committingAssignment = assignment;
     this.#committing = this.#commitBatch(previous, transaction, mine, outputs);
-    // What arrived meanwhile has waited for this batch already: it goes next, without a linger.
-    if (this.#pending.length > 0) this.#scheduleFlush(0);
-    if (this.#pending.length < this.#maxBatch) stream.resume();
+    // The next batch closes when full or maxWaitMs from now, while this one commits: a commit that
+    // takes longer hides the wait, and a fast one does not make every transaction a tiny one (each
+    // costs the broker markers on every partition it wrote).
+    if (this.#pending.length >= this.#maxBatch) this.#scheduleFlush(0);
+    else {
+      if (this.#pending.length > 0) this.#scheduleFlush(this.#maxWaitMs);
+      stream.resume();
+    }
     // The next batch is processed while this one commits, never further ahead: it starts once the
     // previous batch has committed (and this one's commit has begun).
     await previous;
