@@ -251,7 +251,8 @@ export class TransactionalProcessor {
         this.#scheduleFlush(0);
       } else if (!this.#timer) this.#scheduleFlush(this.#maxWaitMs);
     });
-    this.#stream.on("error", (error: Error) => void this.#restart(`stream error: ${error.message}`));
+    // After the batch in hand: `process` may be asynchronous, and a restart drops the state it works on.
+    this.#stream.on("error", (error: Error) => void this.#flushing.then(() => this.#restart(`stream error: ${error.message}`)));
   }
 
   #scheduleFlush(delay: number): void {

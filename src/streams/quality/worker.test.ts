@@ -105,4 +105,14 @@ describe("quality worker batches", () => {
     const after = run(restored, records.slice(cut));
     expect([...run(fresh(), records.slice(0, cut)).data, ...after.data]).toEqual(whole.data);
   });
+
+  test("processing that yields to the event loop gives the same outputs and state", async () => {
+    const yielding = fresh();
+    const outputs: OutgoingRecord[] = [];
+    for (let i = 0; i < records.length; i += 1200) outputs.push(...(await yielding.processYielding(records.slice(i, i + 1200))));
+    const plain = fresh();
+    const expected: OutgoingRecord[] = [];
+    for (let i = 0; i < records.length; i += 1200) expected.push(...plain.process(records.slice(i, i + 1200)));
+    expect(outputs).toEqual(expected);
+  });
 });

@@ -84,8 +84,23 @@ function takeChanges(state: PartitionState): ChangelogEntry[] {
 export interface QualityBatches {
   /** Outputs of one batch in input order, then the changelog records of the state it changed. */
   process(batch: ConsumedRecord[]): OutgoingRecord[];
+  /**
+   * The same, letting the event loop run every YIELD_EVERY records, so the previous batch's
+   * transaction (its responses, its next requests) moves on while this batch is processed.
+   */
+  processYielding(batch: ConsumedRecord[]): Promise<OutgoingRecord[]>;
   restore(partition: number, records: ConsumedRecord[]): void;
   drop(partition: number): void;
+}
+
+/** ~10 ms of validation at a time (see processYielding). */
+const YIELD_EVERY = 500;
+const nextTurn = () => new Promise<void>((resolve) => setImmediate(resolve));
+
+interface BatchRun {
+  outputs: OutgoingRecord[];
+  touched: Set<number>;
+  at: Date;
 }
 
 export function qualityBatches(rules: RuleSet, ns: TopicNamespace, now: () => Date): QualityBatches {
@@ -93,6 +108,33 @@ export function qualityBatches(rules: RuleSet, ns: TopicNamespace, now: () => Da
   /** events.raw and alarms.raw are validated without per-key state; this one is never persisted. */
   const stateless = createValidatorState();
   const changelog = ns.physical(QUALITY_CHANGELOG);
+  const begin = (): BatchRun => ({ outputs: [], touched: new Set(), at: now() });
+  const step = (run: BatchRun, record: ConsumedRecord) => {
+    const topic = ns.logical(record.topic);
+    const stateful = topic === STATEFUL_INPUT;
+    let state = stateful ? states.get(record.partition) : undefined;
+    if (stateful && !state) {
+      state = { validator: createValidatorState(), ledger: createLedgerState() };
+      states.set(record.partition, state);
+    }
+    const result = validate(
+      state?.validator ?? stateless,
+      { topic, key: record.key, value: record.value ?? "", partition: record.partition, offset: record.offset, timestamp: record.timestamp },
+      rules,
+      run.at,
+    );
+    const produced = state && result.outcome ? [...result.outputs, ...recordOutcome(state.ledger, result.outcome)] : result.outputs;
+    for (const o of produced) run.outputs.push({ topic: ns.physical(o.topic), key: o.key, value: o.value });
+    if (stateful) run.touched.add(record.partition);
+  };
+  const finish = ({ outputs, touched }: BatchRun): OutgoingRecord[] => {
+    for (const partition of touched) {
+      for (const { key, value } of takeChanges(states.get(partition)!)) outputs.push({ topic: changelog, partition, key, value: value as string });
+    }
+    stateless.tags.clear();
+    stateless.dirty.clear();
+    return outputs;
+  };
   return {
     restore(partition, records) {
       const { validator, ledger } = splitChangelog(records);
@@ -100,33 +142,17 @@ export function qualityBatches(rules: RuleSet, ns: TopicNamespace, now: () => Da
     },
     drop: (partition) => states.delete(partition),
     process(batch) {
-      const outputs: OutgoingRecord[] = [];
-      const touched = new Set<number>();
-      const at = now();
-      for (const record of batch) {
-        const topic = ns.logical(record.topic);
-        const stateful = topic === STATEFUL_INPUT;
-        let state = stateful ? states.get(record.partition) : undefined;
-        if (stateful && !state) {
-          state = { validator: createValidatorState(), ledger: createLedgerState() };
-          states.set(record.partition, state);
-        }
-        const result = validate(
-          state?.validator ?? stateless,
-          { topic, key: record.key, value: record.value ?? "", partition: record.partition, offset: record.offset, timestamp: record.timestamp },
-          rules,
-          at,
-        );
-        const produced = state && result.outcome ? [...result.outputs, ...recordOutcome(state.ledger, result.outcome)] : result.outputs;
-        for (const o of produced) outputs.push({ topic: ns.physical(o.topic), key: o.key, value: o.value });
-        if (stateful) touched.add(record.partition);
+      const run = begin();
+      for (const record of batch) step(run, record);
+      return finish(run);
+    },
+    async processYielding(batch) {
+      const run = begin();
+      for (let i = 0; i < batch.length; i++) {
+        step(run, batch[i]!);
+        if (i % YIELD_EVERY === YIELD_EVERY - 1) await nextTurn();
       }
-      for (const partition of touched) {
-        for (const { key, value } of takeChanges(states.get(partition)!)) outputs.push({ topic: changelog, partition, key, value: value as string });
-      }
-      stateless.tags.clear();
-      stateless.dirty.clear();
-      return outputs;
+      return finish(run);
     },
   };
 }
@@ -152,6 +178,6 @@ export function createQualityWorker(options: QualityWorkerOptions): Transactiona
       restore: batches.restore,
       drop: batches.drop,
     },
-    process: batches.process,
+    process: batches.processYielding,
   });
 }
