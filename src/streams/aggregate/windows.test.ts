@@ -343,6 +343,6 @@ describe("snapshot and restore", () => {
   test("a snapshot of another version is refused", () => {
     expect(() => restoreAggregator({ version: 9, records: [] } as never)).toThrow("version");
     const v1 = { key: "pump_7/vibration", value: JSON.stringify({ version: 1, asset_id: "pump_7", parameter: "vibration", windows: {} }) };
-    expect(() => restoreAggregatorFromChanges([v1])).toThrow("has version 1, expected 2");
+    expect(() => restoreAggregatorFromChanges([v1])).toThrow("has version 1, expected 2: it was written by an older gateway; stop the aggregate worker, delete its changelog topic");
   });
 });

@@ -738,7 +738,12 @@ function restoreTag(record: TagRecord, log: SampleLog, sketches: Map<string, Agg
 
 function parseVersioned<T>(key: string, value: string): T {
   const parsed = JSON.parse(value) as { version?: unknown };
-  if (parsed.version !== SNAPSHOT_VERSION) throw new Error(`aggregator state record ${key} has version ${String(parsed.version)}, expected ${SNAPSHOT_VERSION}`);
+  if (parsed.version !== SNAPSHOT_VERSION) {
+    throw new Error(
+      `aggregator state record ${key} has version ${String(parsed.version)}, expected ${SNAPSHOT_VERSION}: it was written by an older gateway; ` +
+        "stop the aggregate worker, delete its changelog topic (_gateway.aggregate.changelog) and its consumer group's offsets, then start it (see src/streams/README.md)",
+    );
+  }
   return parsed as T;
 }
 
