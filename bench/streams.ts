@@ -32,13 +32,11 @@
  *                telemetry.clean records receive time - scheduled time; exact percentiles over the
  *                window. telemetry.raw is the Kafka-only baseline, clean adds the worker.
  *
- * Variants (--variants): `stock` is the worker as shipped. It cannot get through a backlog: the
- * processor's batch is everything one fetch returned (up to the client's 50 MB default), and the
- * transaction's produce then exceeds the topics' 1 MiB max.message.bytes (MESSAGE_TOO_LARGE), aborts,
- * restarts from the same offsets, forever. So it runs once (--stock-runs) on a --stock-readings
- * backlog, to show that. `capped` is the same command with this file preloaded to pause the
- * processor's input stream after --max-batch records per batch, i.e. the fix proposed for
- * src/kafka/processor.ts, so the rest of the pipeline can be measured. Every worker gets the preload
+ * Variants (--variants): `stock` is the worker as shipped; the processor caps every transaction at
+ * its maxBatch and splits its produce requests below max.message.bytes, so it gets through any backlog.
+ * `capped` is the same command with this file preloaded to pause the processor's input stream after
+ * --max-batch records per batch (how the batch cap was tried before it was in src/kafka/processor.ts;
+ * kept to compare batch sizes). Every worker gets the preload
  * (`bun --preload bench/streams.ts src/main.ts worker ...`), which also reports failed produce calls
  * with the broker's error codes; the stock variant is otherwise unchanged.
  *
