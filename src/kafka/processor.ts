@@ -352,7 +352,6 @@ export class TransactionalProcessor {
     }
   }
 
-
   /**
    * The batch's input offsets in one TxnOffsetCommit, after the transaction's AddOffsetsToTxn. The
    * client's addOffset sends one request per partition and they must be awaited in turn (it merges
