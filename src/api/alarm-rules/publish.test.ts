@@ -2,13 +2,13 @@
  * Alarm rules from the API to a running evaluator over real Kafka: the publisher keeps
  * `_gateway.alarm_rules` equal to the DB, and the worker follows it without a restart.
  */
-import { afterAll, describe, expect, test } from "bun:test";
+import { describe, expect, test } from "bun:test";
 import { DEFAULT_RULE_SETTINGS } from "../../../test/support/alarm-rules.ts";
 import { createPrefixedTopics, waitFor } from "../../../test/support/alerts.ts";
 import { testApp } from "../../../test/support/app.ts";
 import { kafkaConnection, kafkaUp } from "../../../test/support/services.ts";
+import { kafkaTestScope } from "../../../test/support/kafka-scope.ts";
 import { deleteAlarmRuleVersioned, upsertAlarmRuleVersioned } from "../../db/repo.ts";
-import { KafkaAdmin } from "../../kafka/admin.ts";
 import { ReliableProducer } from "../../kafka/producer.ts";
 import { readTopic } from "../../kafka/reader.ts";
 import { createLogger } from "../../log/logger.ts";
@@ -22,14 +22,7 @@ const log = createLogger("test", "silent");
 const EVALUATOR_TOPICS = ["telemetry.clean", "alarms.commands", "alarms.raw", "_gateway.alarms.changelog", "_gateway.alarm_rules"];
 
 describe.skipIf(!kafkaUp)("alarm rules over Kafka", () => {
-  const admin = new KafkaAdmin(kafkaConnection());
-  const created: string[] = [];
-  const cleanup: (() => Promise<unknown>)[] = [];
-  afterAll(async () => {
-    for (const c of cleanup.reverse()) await c().catch(() => undefined);
-    await admin.deleteTopics(created).catch(() => undefined);
-    await admin.close();
-  }, 30_000);
+  const { admin, created, cleanup } = kafkaTestScope(30_000);
 
   const topicState = async (prefix: string) => {
     const latest = new Map<string, unknown>();

@@ -3,13 +3,13 @@
  * the evaluator did. The chain: API → alarms.commands → alarm worker → alarms.raw + alarms.command_outcomes;
  * alarms.raw → quality validator → alarms.clean → projector → read model.
  */
-import { afterAll, describe, expect, test } from "bun:test";
+import { describe, expect, test } from "bun:test";
 import { DEFAULT_RULE_SETTINGS, publishAlarmRules } from "../../../test/support/alarm-rules.ts";
 import { alarmsTestApp } from "../../../test/support/alarms-app.ts";
 import { createPrefixedTopics, waitFor } from "../../../test/support/alerts.ts";
 import { kafkaConnection, kafkaUp } from "../../../test/support/services.ts";
+import { kafkaTestScope } from "../../../test/support/kafka-scope.ts";
 import { listAudit } from "../../db/repo.ts";
-import { KafkaAdmin } from "../../kafka/admin.ts";
 import { ReliableProducer } from "../../kafka/producer.ts";
 import { readTopic } from "../../kafka/reader.ts";
 import { createLogger } from "../../log/logger.ts";
@@ -26,14 +26,7 @@ const log = createLogger("test", "silent");
 const ASSETS = ["reactor_1", "reactor_2", "reactor_3", "reactor_4"];
 
 describe.skipIf(!kafkaUp)("alarm commands answered with the evaluator's outcome (real Kafka)", () => {
-  const admin = new KafkaAdmin(kafkaConnection());
-  const created: string[] = [];
-  const cleanup: (() => Promise<unknown>)[] = [];
-  afterAll(async () => {
-    for (const c of cleanup.reverse()) await c().catch(() => undefined);
-    await admin.deleteTopics(created).catch(() => undefined);
-    await admin.close();
-  }, 60_000);
+  const { admin, created, cleanup } = kafkaTestScope(60_000);
 
   test("applied → 200; two acks at once → 200 and 409; ack after a clear the read model has not seen → 409; evaluator stopped → 202, applied once it runs", async () => {
     const prefix = `aco${Date.now().toString(36)}.`;

@@ -3,16 +3,16 @@
  * reading to a PagerDuty page and an operator's ack through the API; escalation and digests on an
  * injected clock; a provider that is down, then back; a retry budget that runs out.
  */
-import { afterAll, describe, expect, test } from "bun:test";
+import { describe, expect, test } from "bun:test";
 import { Registry } from "prom-client";
 import { DEFAULT_RULE_SETTINGS, publishAlarmRules } from "../../../test/support/alarm-rules.ts";
 import { alarmsTestApp } from "../../../test/support/alarms-app.ts";
 import { ALERT_TOPICS, createPrefixedTopics, Plant, pdBrief, pdEvents, readJson, sendAlarms, waitFor } from "../../../test/support/alerts.ts";
 import { kafkaConnection, kafkaUp } from "../../../test/support/services.ts";
+import { kafkaTestScope } from "../../../test/support/kafka-scope.ts";
 import { startFakeSaas, startPagerDutyFake } from "../../../test/peers/saas/index.ts";
 import { aiosmtpdAvailable, aiosmtpdMissing, startSmtpSink, type SmtpSink } from "../../../test/peers/saas/smtp.ts";
 import { AlarmProjector } from "../../api/alarms/projector.ts";
-import { KafkaAdmin } from "../../kafka/admin.ts";
 import { ReliableProducer } from "../../kafka/producer.ts";
 import { createLogger } from "../../log/logger.ts";
 import type { AlarmEvent } from "../alarms/lifecycle.ts";
@@ -29,14 +29,7 @@ const log = createLogger("test", "silent");
 const MIN = 60_000;
 
 describe.skipIf(!kafkaUp)("alert routing end to end", () => {
-  const admin = new KafkaAdmin(kafkaConnection());
-  const created: string[] = [];
-  const cleanup: (() => Promise<unknown>)[] = [];
-  afterAll(async () => {
-    for (const c of cleanup.reverse()) await c().catch(() => undefined);
-    await admin.deleteTopics(created).catch(() => undefined);
-    await admin.close();
-  }, 30_000);
+  const { admin, created, cleanup } = kafkaTestScope(30_000);
   const started = async <T extends { start(): Promise<void>; stop(): Promise<void> }>(w: T): Promise<T> => {
     await w.start();
     cleanup.push(() => w.stop());
