@@ -82,10 +82,10 @@ const { values: args } = parseArgs({
     "no-ref-unpinned": { type: "boolean", default: false },
     "phase-timeout": { type: "string", default: "900" },
     "stall-timeout": { type: "string", default: "60" },
-    variants: { type: "string", default: "stock,capped" },
-    "stock-readings": { type: "string", default: "50000" },
-    "stock-runs": { type: "string", default: "1" },
-    "latency-variants": { type: "string", default: "stock,capped" },
+    variants: { type: "string", default: "stock" },
+    "stock-readings": { type: "string", default: "1000000" },
+    "stock-runs": { type: "string", default: "3" },
+    "latency-variants": { type: "string", default: "stock" },
     "max-batch": { type: "string", default: "500" },
     "fetch-max-bytes": { type: "string", default: "0" },
     bootstrap: { type: "string", default: "127.0.0.1:9092" },
@@ -105,8 +105,8 @@ if (IS_MAIN && args.help) {
     "usage: bun bench/streams.ts [--readings 1000000] [--tags 10000] [--runs 3]\n" +
       "       [--phases load,quality,aggregate,reference,latency] [--batch 5000] [--load-inflight 4] [--core 1]\n" +
       "       [--rate 10000] [--latency-seconds 30] [--latency-warmup 5] [--no-raw-baseline] [--no-ref-unpinned]\n" +
-      "       [--variants stock,capped] [--stock-readings 50000] [--stock-runs 1] [--max-batch 500] [--fetch-max-bytes 0]\n" +
-      "       [--latency-variants stock,capped] [--stall-timeout 60] [--phase-timeout 900]\n" +
+      "       [--variants stock] [--stock-readings 1000000] [--stock-runs 3] [--max-batch 500] [--fetch-max-bytes 0]\n" +
+      "       [--latency-variants stock] [--stall-timeout 60] [--phase-timeout 900]\n" +
       "       [--bootstrap 127.0.0.1:9092] [--cpu-prof DIR] [--worker-log DIR] [--keep-topics] [--json FILE]\n" +
       "       bun bench/streams.ts --render FILE.json   (the Markdown of a saved run again; same options as that run)",
   );
