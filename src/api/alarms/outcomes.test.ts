@@ -129,9 +129,11 @@ describe("alarm commands answered from the evaluator's outcome", () => {
       expect(r.body!.message).toContain("queued in Kafka");
       // The evaluator comes back; meanwhile the alarm cleared, so it refuses.
       outcomes.deliver({ ...refused(command.command_id!), alarm_id: id, action: "suppress", by: "operator", error: { code: "invalid_transition", message: `cannot suppress alarm ${id}: it is CLEARED` } });
-      await Bun.sleep(100);
-      const [audit] = await listAudit(t.db.db, { resourceType: "alarm", resourceId: id });
-      expect(audit).toMatchObject({ action: "alarm.suppress.refused", actor: "operator", changes: { reason: { new: `cannot suppress alarm ${id}: it is CLEARED` } } });
+      // The audit row is written in the background: wait for it, not for a fixed time a busy machine can outlast.
+      const refusal = async () => (await listAudit(t.db.db, { resourceType: "alarm", resourceId: id })).find((a) => a.action === "alarm.suppress.refused");
+      const deadline = Date.now() + 10_000;
+      while (!(await refusal()) && Date.now() < deadline) await Bun.sleep(20);
+      expect(await refusal()).toMatchObject({ actor: "operator", changes: { reason: { new: `cannot suppress alarm ${id}: it is CLEARED` } } });
     } finally {
       loop.mute = false;
     }
