@@ -108,12 +108,21 @@ describe.skipIf(!kafkaUp)("modbus_tcp adapter against the simulator, into Kafka"
       stdout: "pipe",
       stderr: "inherit",
     });
-    await Bun.sleep(2500);
+    // Timed from the first poll, not from the spawn: starting a process is slow on a busy machine.
+    const stdout = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+    let output = "";
+    while (!output.includes('"msg":"connected"')) {
+      const chunk = await stdout.read();
+      if (chunk.done) break;
+      output += chunk.value;
+    }
+    await Bun.sleep(1500);
     child.kill("SIGTERM");
     const started = Date.now();
+    for (let chunk = await stdout.read(); !chunk.done; chunk = await stdout.read()) output += chunk.value;
     expect(await child.exited).toBe(0);
     expect(Date.now() - started).toBeLessThan(10_000);
-    const lines = (await new Response(child.stdout).text()).trim().split("\n").map((l) => JSON.parse(l));
+    const lines = output.trim().split("\n").map((l) => JSON.parse(l));
     const summary = lines.find((l) => l.msg === "adapter stopped");
     expect(summary.readings_total).toBeGreaterThan(1000);
     expect(summary.sent_total).toBe(summary.readings_total);
