@@ -72,9 +72,17 @@ export interface ProcessorOptions {
 /**
  * A backlog is worked off in transactions this large: per-transaction costs (round trips, one
  * state record per touched key) spread over more records. 500 gave the validator ~18k msgs/s, 5,000
- * ~33k on the same machine. At a steady rate batches are far smaller (maxWaitMs closes them).
+ * ~33k, 20,000 (with FETCH_MAX_BYTES) ~52k on the same machine (BENCHMARKS.md). At a steady rate
+ * batches are far smaller (maxWaitMs closes them).
  */
-const DEFAULT_MAX_BATCH = 5000;
+const DEFAULT_MAX_BATCH = 20_000;
+/**
+ * Bytes per fetch, and per partition in it (~35,000 readings). The client's default (50 MB) decodes
+ * ~100,000 records at once into message objects that all stay alive until processed: the validator
+ * grew to 1.5-1.9 GB RSS on a backlog and spent its time collecting them. A partition may fill a
+ * whole fetch, so a batch holds runs of one partition's keys and writes one state record per key.
+ */
+const FETCH_MAX_BYTES = 16 << 20;
 /**
  * How long the first record after an idle spell waits for others to share its transaction. Records
  * that arrive while a transaction commits go next without it, so at a steady rate it rarely applies.
@@ -241,6 +249,8 @@ export class TransactionalProcessor {
       autocommit: false,
       isolationLevel: FetchIsolationLevels.READ_COMMITTED,
       maxWaitTime: 100,
+      maxBytes: FETCH_MAX_BYTES,
+      maxBytesPerPartition: FETCH_MAX_BYTES,
     });
     this.#stream.on("data", (message: StringMessage) => {
       this.#pending.push(message);
