@@ -17,6 +17,7 @@ import { migrateDatabase } from "./db/migrate.ts";
 import { ensureGateway, importAlarmRulesOnce, listPipelines, upsertPipelineVersioned } from "./db/repo.ts";
 import { checkDeclaredPipelines, PipelineCache, toRun } from "./supervisor/pipelines.ts";
 import { Supervisor } from "./supervisor/supervisor.ts";
+import { parseApplianceSinks, startApplianceSinks } from "./sinks/appliance.ts";
 import { loadQualityRules, startStreamWorkers, WORKERS } from "./streams/run.ts";
 import { KafkaAdmin } from "./kafka/admin.ts";
 import { ReliableProducer } from "./kafka/producer.ts";
@@ -200,6 +201,7 @@ function workerStages(config: ApplianceConfig): StreamStage[] {
 
 export async function serve(config: ApplianceConfig, log: Logger): Promise<RunningAppliance> {
   checkDeclaredPipelines(config.pipelines, config);
+  const sinkConfigs = parseApplianceSinks(config.sinks, config.kafka);
   mkdirSync(config.data_dir, { recursive: true });
   const metrics = createMetricsRegistry({ gateway_id: config.gateway_id });
   const controlDb = new ControlDbHandle(config, log);
@@ -246,6 +248,7 @@ export async function serve(config: ApplianceConfig, log: Logger): Promise<Runni
       })
     : Promise.resolve(undefined);
   streams.catch((error) => log.error({ err: (error as Error).message }, "stream workers failed to start"));
+  const sinks = startApplianceSinks(sinkConfigs, { log, metrics });
   const auditRelay = new AuditRelay(() => controlDb.current?.db, config.kafka, log);
   auditRelay.start();
   void dbReady.then(() => reconciler.reconcileNow()).catch((error) => log.error({ err: (error as Error).message }, "storing declared pipelines failed"));
@@ -266,7 +269,7 @@ export async function serve(config: ApplianceConfig, log: Logger): Promise<Runni
     waitMs: config.http.alarm_command_wait_ms,
     publisher: { publish: (key, command) => commandProducer.send([{ topic: ALARM_COMMANDS_TOPIC, key, value: JSON.stringify(command) }]) },
   });
-  const stages = () => (streamsEnabled ? workerStages(config) : []);
+  const stages = () => [...(streamsEnabled ? workerStages(config) : []), ...sinks.stages()];
   // The alarm page reads and acts on the engine's read model; the live tail only feeds tags and rates.
   const extend = uiRoutes({ config, auth, db, supervisor, probes, log, stages, live: { ...live, alarms: dbAlarmSource(alarms) }, reconcileNow: () => reconciler.reconcileNow() });
   const alarmRules = new AlarmRuleService(db, config.gateway_id, () => void alarmRulePublisher.syncNow());
@@ -287,6 +290,7 @@ export async function serve(config: ApplianceConfig, log: Logger): Promise<Runni
       await commandProducer.close().catch(() => undefined);
       await commandOutcomes.stop();
       await (await streams.catch(() => undefined))?.stop();
+      await sinks.stop();
       await app.stop();
       await kafka.close().catch(() => undefined);
       await Promise.race([dbReady, Bun.sleep(100)]);

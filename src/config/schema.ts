@@ -86,6 +86,11 @@ export const ApplianceConfigSchema = Type.Object(
       default: [],
       description: "Pipelines declared in the file; written to the control DB at start (versioned, audited)",
     }),
+    sinks: Type.Array(Type.Record(Type.String(), Type.Unknown()), {
+      default: [],
+      description:
+        "Sinks this appliance runs (PostgreSQL/TimescaleDB, HTTP cloud API, S3 Parquet): each the config `gateway sink` takes, checked at start; kafka.bootstrap defaults to this appliance's brokers, and their metrics are on its /metrics (`health` applies to `gateway sink` only)",
+    }),
     streams: Type.Object(
       {
         enabled: Type.Optional(Type.Boolean({ description: "Run the quality validator and aggregator here (default: on in standalone and hub, off at the edge)" })),

@@ -36,7 +36,13 @@ export async function startSink(input: unknown, options: StartSinkOptions): Prom
     ...(options.hooks ? { hooks: options.hooks } : {}),
     ...(options.drainTimeoutMs ? { drainTimeoutMs: options.drainTimeoutMs } : {}),
   });
-  await runtime.start();
+  try {
+    await runtime.start();
+  } catch (error) {
+    // The caller may try again (`gateway serve` does): each attempt must not leave a target connection behind.
+    await writer.close().catch(() => undefined);
+    throw error;
+  }
   return runtime;
 }
 

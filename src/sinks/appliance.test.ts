@@ -1,0 +1,127 @@
+import { afterAll, describe, expect, test } from "bun:test";
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import postgres from "postgres";
+import { KAFKA_BOOTSTRAP, kafkaConnection, kafkaUp, serviceAvailable, uniqueName } from "../../test/support/services.ts";
+import { loadApplianceConfig } from "../config/load.ts";
+import { ConfigError } from "../config/schema-errors.ts";
+import { createLogger } from "../log/logger.ts";
+import { createMetricsRegistry } from "../metrics/registry.ts";
+import { serve } from "../serve.ts";
+import { parseApplianceSinks, startApplianceSinks } from "./appliance.ts";
+import { createTopics, deleteTopics, produce, readingRecords, waitFor } from "./testing.ts";
+
+const PG_URL = process.env.TEST_DATABASE_URL ?? "postgres://gateway:gateway@127.0.0.1:5432/gateway_test";
+const pgAddress = new URL(PG_URL);
+const pgUp = await serviceAvailable("PostgreSQL", `${pgAddress.hostname}:${pgAddress.port || 5432}`);
+const log = createLogger("test", "silent");
+const applianceKafka = { bootstrap_servers: ["10.0.0.5:9092", "10.0.0.6:9092"], client_id: "gateway", request_timeout_ms: 10_000 };
+const postgresSink = (id: string, extra: Record<string, unknown> = {}) => ({
+  sink_id: id,
+  type: "postgres",
+  kafka: { topics: ["telemetry.clean"] },
+  target: { url: "postgres://u:p@db:5432/plant" },
+  ...extra,
+});
+
+describe("sinks in the appliance config", () => {
+  test("a sink without brokers of its own reads from the appliance's; one naming its own keeps them", () => {
+    const [inherits, own] = parseApplianceSinks([postgresSink("a"), postgresSink("b", { kafka: { bootstrap: "kafka.site:9093", topics: ["telemetry.1min"] } })], applianceKafka);
+    expect(inherits!.config.kafka.bootstrap).toBe("10.0.0.5:9092,10.0.0.6:9092");
+    expect(inherits!.config.kafka.group_id).toBeUndefined();
+    expect(own!.config.kafka.bootstrap).toBe("kafka.site:9093");
+    expect(own!.config.kafka.topics).toEqual(["telemetry.1min"]);
+  });
+
+  const refusals: [string, Record<string, unknown>[], string[]][] = [
+    ["unknown type", [postgresSink("a"), { sink_id: "b", type: "influx", kafka: { topics: ["x"] } }], ['sinks[1].type: expected one of "postgres", "timescaledb", "cloud-api", "s3-parquet", got "influx"']],
+    ["bad target field", [postgresSink("a", { target: { url: "mysql://db/plant" } })], ["sinks[0].target.url"]],
+    ["no topics", [postgresSink("a", { kafka: { topics: [] } })], ["sinks[0].kafka.topics"]],
+    ["the same sink_id twice", [postgresSink("a"), postgresSink("a")], ['sinks[1].sink_id: "a" is the sink_id of sinks[0] too']],
+  ];
+  for (const [name, sinks, paths] of refusals) {
+    test(`refused, naming the field: ${name}`, () => {
+      let error: unknown;
+      try {
+        parseApplianceSinks(sinks, applianceKafka);
+      } catch (e) {
+        error = e;
+      }
+      expect(error).toBeInstanceOf(ConfigError);
+      for (const path of paths) expect((error as Error).message).toContain(path);
+    });
+  }
+
+  test("gateway serve refuses a bad sink before it starts anything", async () => {
+    const config = loadApplianceConfig({ env: {}, overrides: { data_dir: mkdtempSync(join(tmpdir(), "gw-sinks-")), http: { port: 0 }, sinks: [postgresSink("a", { batch: { max_rows: 0 } })] } });
+    await expect(serve(config, log)).rejects.toThrow("sinks[0].batch.max_rows");
+  });
+});
+
+describe.skipIf(!kafkaUp || !pgUp)("sinks run by gateway serve", () => {
+  const sql = postgres(PG_URL, { max: 1, onnotice: () => {} });
+  const connection = kafkaConnection();
+  const topics: string[] = [];
+  const schemas: string[] = [];
+  const names = () => {
+    const base = uniqueName("appsink");
+    const schema = `sink_${base.replace(/[^a-z0-9]/g, "_")}`;
+    schemas.push(schema);
+    topics.push(`${base}.telemetry.clean`, `${base}.dlq`);
+    return { base, schema, input: `${base}.telemetry.clean`, dlq: `${base}.dlq` };
+  };
+  const rows = async (schema: string) => {
+    try {
+      const [row] = await sql.unsafe(`select count(*)::int as n from ${schema}.telemetry_timeseries`);
+      return (row as unknown as { n: number }).n;
+    } catch {
+      return 0;
+    }
+  };
+  afterAll(async () => {
+    for (const schema of schemas) await sql.unsafe(`drop schema if exists ${schema} cascade`).catch(() => undefined);
+    await sql.end();
+    await deleteTopics(connection, topics);
+  });
+
+  test("a postgres sink in the config writes the readings, and its rows and lag are on the appliance's /metrics", async () => {
+    const { base, schema, input, dlq } = names();
+    await createTopics(connection, { [input]: 2, [dlq]: 1 });
+    await produce(connection, readingRecords(input, 0, 50));
+    const sink = { sink_id: base, type: "postgres", kafka: { topics: [input], lag_interval_ms: 500 }, batch: { max_wait_ms: 100 }, dlq: { topic: dlq }, target: { url: PG_URL, schema } };
+    const config = loadApplianceConfig({
+      env: {},
+      overrides: { data_dir: mkdtempSync(join(tmpdir(), "gw-sinks-")), http: { port: 0 }, kafka: { bootstrap_servers: [KAFKA_BOOTSTRAP] }, streams: { enabled: false }, sinks: [sink] },
+    });
+    const running = await serve(config, log);
+    try {
+      await waitFor(async () => (await rows(schema)) === 50, 30_000, "50 rows in PostgreSQL");
+      await produce(connection, readingRecords(input, 50, 60));
+      await waitFor(async () => (await rows(schema)) === 60, 30_000, "60 rows in PostgreSQL");
+      const metrics = await fetch(`${running.url}/metrics`).then((r) => r.text());
+      const written = metrics.split("\n").find((line) => line.startsWith("sink_rows_written_total{") && line.includes(`sink="${base}"`));
+      expect(written).toEndWith(" 60");
+      await waitFor(async () => (await fetch(`${running.url}/metrics`).then((r) => r.text())).includes(`sink_consumer_lag{`), 10_000, "lag on /metrics");
+    } finally {
+      await running.stop();
+    }
+  }, 60_000);
+
+  test("a sink that cannot start yet (its DLQ topic missing) keeps trying, and runs once the topic is there", async () => {
+    const { base, schema, input, dlq } = names();
+    await createTopics(connection, { [input]: 1 });
+    const [sink] = parseApplianceSinks([{ sink_id: base, type: "postgres", kafka: { topics: [input] }, batch: { max_wait_ms: 100 }, dlq: { topic: dlq }, target: { url: PG_URL, schema } }], connection);
+    const running = startApplianceSinks([sink!], { log, metrics: createMetricsRegistry({}) });
+    try {
+      await Bun.sleep(1500);
+      expect(running.stages()).toEqual([{ id: `sink:${base}`, label: `postgres sink ${base}`, inputs: [input], outputs: [], status: "starting" }]);
+      await createTopics(connection, { [dlq]: 1 });
+      await produce(connection, readingRecords(input, 0, 5));
+      await waitFor(async () => (await rows(schema)) === 5, 30_000, "5 rows once the DLQ topic exists");
+      expect(running.stages()[0]!.status).toBe("running");
+    } finally {
+      await running.stop();
+    }
+  }, 60_000);
+});
