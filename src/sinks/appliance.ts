@@ -23,6 +23,13 @@ export interface ApplianceSink {
   config: SinkConfig;
 }
 
+/** One sink's config as the appliance runs it: its own brokers, else the appliance's. Throws ConfigError naming each field. */
+export function parseApplianceSink(given: Record<string, unknown>, kafka: KafkaConnection, source = "sink config"): ApplianceSink {
+  const ownKafka = (given.kafka ?? {}) as Record<string, unknown>;
+  const input = { ...given, kafka: { bootstrap: kafka.bootstrap_servers.join(","), ...ownKafka } };
+  return { input, config: parseSinkConfig(input, source).config };
+}
+
 /**
  * Checks every sink of the appliance config before anything starts, so a bad one fails the start
  * with its field named (`sinks[1].target.url: ...`) instead of failing later in the background.
@@ -32,10 +39,8 @@ export function parseApplianceSinks(inputs: readonly Record<string, unknown>[], 
   const sinks: ApplianceSink[] = [];
   const firstWithId = new Map<string, number>();
   inputs.forEach((given, index) => {
-    const ownKafka = (given.kafka ?? {}) as Record<string, unknown>;
-    const input = { ...given, kafka: { bootstrap: kafka.bootstrap_servers.join(","), ...ownKafka } };
     try {
-      const { config } = parseSinkConfig(input);
+      const { input, config } = parseApplianceSink(given, kafka);
       const other = firstWithId.get(config.sink_id);
       if (other === undefined) firstWithId.set(config.sink_id, index);
       else errors.push({ path: `sinks[${index}].sink_id`, message: `"${config.sink_id}" is the sink_id of sinks[${other}] too; each sink needs its own` });
