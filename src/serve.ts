@@ -248,7 +248,7 @@ export async function serve(config: ApplianceConfig, log: Logger): Promise<Runni
       })
     : Promise.resolve(undefined);
   streams.catch((error) => log.error({ err: (error as Error).message }, "stream workers failed to start"));
-  const sinks = startApplianceSinks(sinkConfigs, { log, metrics });
+  const sinks = startApplianceSinks({ file: sinkConfigs, kafka: config.kafka }, { log, metrics });
   const auditRelay = new AuditRelay(() => controlDb.current?.db, config.kafka, log);
   auditRelay.start();
   void dbReady.then(() => reconciler.reconcileNow()).catch((error) => log.error({ err: (error as Error).message }, "storing declared pipelines failed"));

@@ -9,7 +9,7 @@ import { ConfigError } from "../config/schema-errors.ts";
 import { createLogger } from "../log/logger.ts";
 import { createMetricsRegistry } from "../metrics/registry.ts";
 import { serve } from "../serve.ts";
-import { parseApplianceSinks, startApplianceSinks } from "./appliance.ts";
+import { parseApplianceSinks, startApplianceSinks, type StoredSink } from "./appliance.ts";
 import { createTopics, deleteTopics, produce, readingRecords, waitFor } from "./testing.ts";
 
 const PG_URL = process.env.TEST_DATABASE_URL ?? "postgres://gateway:gateway@127.0.0.1:5432/gateway_test";
@@ -108,11 +108,53 @@ describe.skipIf(!kafkaUp || !pgUp)("sinks run by gateway serve", () => {
     }
   }, 60_000);
 
+  test("stored sinks are reconciled: added starts, a new version restarts, disabled stops; an invalid one or one named like a file sink is not run", async () => {
+    const file = names();
+    const db = names();
+    await createTopics(connection, { [file.input]: 1, [file.dlq]: 1, [db.input]: 1, [db.dlq]: 1 });
+    const sinkOf = (n: ReturnType<typeof names>) => ({ sink_id: n.base, type: "postgres", kafka: { topics: [n.input] }, batch: { max_wait_ms: 100 }, dlq: { topic: n.dlq }, target: { url: PG_URL, schema: n.schema } });
+    let stored: StoredSink[] = [];
+    const running = startApplianceSinks(
+      { file: parseApplianceSinks([sinkOf(file)], connection), kafka: connection, stored: { load: async () => stored, intervalMs: 60_000 } },
+      { log, metrics: createMetricsRegistry({}) },
+    );
+    const ids = () => running.stages().map((s) => s.id).sort();
+    try {
+      await running.reconcileNow();
+      expect(ids()).toEqual([`sink:${file.base}`]);
+
+      stored = [
+        { id: db.base, enabled: true, version: 1, config: sinkOf(db) },
+        { id: file.base, enabled: true, version: 1, config: sinkOf(db) },
+        { id: `${db.base}-bad`, enabled: true, version: 1, config: { ...sinkOf(db), target: { url: "mysql://db" } } },
+      ];
+      await running.reconcileNow();
+      expect(ids()).toEqual([`sink:${file.base}`, `sink:${db.base}`].sort());
+      await produce(connection, readingRecords(db.input, 0, 5));
+      await waitFor(async () => (await rows(db.schema)) === 5, 30_000, "5 rows from the stored sink");
+
+      // Version 2 reads a second schema: the sink restarts with it and writes what comes next there.
+      const second = `${db.schema}_v2`;
+      schemas.push(second);
+      stored = [{ id: db.base, enabled: true, version: 2, config: { ...sinkOf(db), target: { url: PG_URL, schema: second } } }];
+      await running.reconcileNow();
+      await produce(connection, readingRecords(db.input, 5, 8));
+      await waitFor(async () => (await rows(second)) === 3, 30_000, "3 rows in the new version's schema");
+      expect(await rows(db.schema)).toBe(5);
+
+      stored = [{ id: db.base, enabled: false, version: 3, config: sinkOf(db) }];
+      await running.reconcileNow();
+      expect(ids()).toEqual([`sink:${file.base}`]);
+    } finally {
+      await running.stop();
+    }
+  }, 90_000);
+
   test("a sink that cannot start yet (its DLQ topic missing) keeps trying, and runs once the topic is there", async () => {
     const { base, schema, input, dlq } = names();
     await createTopics(connection, { [input]: 1 });
     const [sink] = parseApplianceSinks([{ sink_id: base, type: "postgres", kafka: { topics: [input] }, batch: { max_wait_ms: 100 }, dlq: { topic: dlq }, target: { url: PG_URL, schema } }], connection);
-    const running = startApplianceSinks([sink!], { log, metrics: createMetricsRegistry({}) });
+    const running = startApplianceSinks({ file: [sink!], kafka: connection }, { log, metrics: createMetricsRegistry({}) });
     try {
       await Bun.sleep(1500);
       expect(running.stages()).toEqual([{ id: `sink:${base}`, label: `postgres sink ${base}`, inputs: [input], outputs: [], status: "starting" }]);

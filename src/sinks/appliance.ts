@@ -54,51 +54,166 @@ export function parseApplianceSinks(inputs: readonly Record<string, unknown>[], 
   return sinks;
 }
 
+/** A sink stored in the control DB (created through /api/v1/sinks). */
+export interface StoredSink {
+  id: string;
+  enabled: boolean;
+  version: number;
+  config: Record<string, unknown>;
+}
+
+export interface SinkSources {
+  /** The sinks of the config file: always run. */
+  file: readonly ApplianceSink[];
+  /**
+   * This gateway's sinks in the control DB, read every `intervalMs` and on reconcileNow().
+   * undefined (or a throw) while the DB is unavailable: what runs keeps running.
+   */
+  stored?: { load(): Promise<readonly StoredSink[] | undefined>; intervalMs: number };
+  kafka: KafkaConnection;
+}
+
 export interface RunningSinks {
   /** One topology stage per sink: the topics it reads, and its state now. */
   stages(): StreamStage[];
+  /** Reads the stored sinks now and starts, restarts (new version) or stops sinks to match. */
+  reconcileNow(): Promise<void>;
   stop(): Promise<void>;
 }
 
 /**
- * Starts each sink, and keeps trying one that cannot start yet (its DLQ topic missing, Kafka not
- * up): the appliance serves meanwhile, and the log says why.
+ * One sink the appliance runs. It keeps trying to start while it cannot (its DLQ topic missing,
+ * Kafka not up): the appliance serves meanwhile, and the log says why.
  */
-export function startApplianceSinks(sinks: readonly ApplianceSink[], options: { log: Logger; metrics: Registry }): RunningSinks {
-  const runtimes = new Map<string, SinkRuntime>();
-  const sleepers = sinks.map(() => new Sleeper());
-  let stopped = false;
-  const keepStarting = async ({ input, config }: ApplianceSink, index: number) => {
-    const sleeper = sleepers[index]!;
-    const log = options.log.child({ component: "sink", sink: config.sink_id });
-    for (let failures = 0; !stopped; failures++) {
-      if (failures > 0) await sleeper.sleep(backoffDelay(failures, START_RETRY_BASE_MS, START_RETRY_MAX_MS));
-      if (stopped) return;
+class ManagedSink {
+  readonly #sleeper = new Sleeper();
+  #runtime: SinkRuntime | undefined;
+  #stopped = false;
+  readonly #starting: Promise<void>;
+
+  constructor(
+    readonly sink: ApplianceSink,
+    /** What it was started from ("file", or the stored version): a change restarts it. */
+    readonly revision: string,
+    options: { log: Logger; metrics: Registry },
+  ) {
+    this.#starting = this.#keepStarting(options);
+  }
+
+  async #keepStarting(options: { log: Logger; metrics: Registry }): Promise<void> {
+    const log = options.log.child({ component: "sink", sink: this.sink.config.sink_id });
+    for (let failures = 0; !this.#stopped; failures++) {
+      if (failures > 0) await this.#sleeper.sleep(backoffDelay(failures, START_RETRY_BASE_MS, START_RETRY_MAX_MS));
+      if (this.#stopped) return;
       try {
-        const runtime = await startSink(input, { log: options.log, metrics: options.metrics });
-        if (stopped) await runtime.stop();
-        else runtimes.set(config.sink_id, runtime);
+        const runtime = await startSink(this.sink.input, options);
+        if (this.#stopped) await runtime.stop();
+        else this.#runtime = runtime;
         return;
       } catch (error) {
         log.error({ err: (error as Error).message, failures: failures + 1 }, "sink not started; retrying");
       }
     }
+  }
+
+  stage(): StreamStage {
+    const { config } = this.sink;
+    return {
+      id: `sink:${config.sink_id}`,
+      label: `${config.type} sink ${config.sink_id}`,
+      inputs: config.kafka.topics,
+      outputs: [],
+      status: this.#runtime?.status().state ?? "starting",
+    };
+  }
+
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    this.#sleeper.wake();
+    await this.#starting;
+    await this.#runtime?.stop();
+  }
+}
+
+/**
+ * Runs the sinks of the config file, and those stored in the control DB, reconciled like the
+ * pipelines: a stored sink added or enabled starts, one changed restarts with its new config, one
+ * deleted or disabled stops (its pending batch written and committed first). A stored sink named
+ * like a sink of the file is not run: the file's stays. A stored config that no longer validates
+ * (a sink type's schema changed) is logged with its fields and not run.
+ */
+export function startApplianceSinks(sources: SinkSources, options: { log: Logger; metrics: Registry }): RunningSinks {
+  const log = options.log.child({ component: "sinks" });
+  const running = new Map<string, ManagedSink>();
+  const refused = new Map<string, string>();
+  let stored: readonly StoredSink[] = [];
+  let stopped = false;
+  let reconciling: Promise<void> = Promise.resolve();
+  let timer: ReturnType<typeof setInterval> | undefined;
+
+  const desired = () => {
+    const wanted = new Map<string, { sink: ApplianceSink; revision: string }>();
+    for (const sink of sources.file) wanted.set(sink.config.sink_id, { sink, revision: "file" });
+    for (const row of stored) {
+      if (!row.enabled) continue;
+      const revision = `v${row.version}`;
+      const firstSeen = refused.get(row.id) !== revision;
+      if (wanted.has(row.id)) {
+        if (firstSeen) log.warn({ sink: row.id }, "a stored sink has the sink_id of a sink in the config file; the file's runs");
+        refused.set(row.id, revision);
+        continue;
+      }
+      try {
+        wanted.set(row.id, { sink: parseApplianceSink({ ...row.config, sink_id: row.id }, sources.kafka, `stored sink ${row.id}`), revision });
+        refused.delete(row.id);
+      } catch (error) {
+        if (!(error instanceof ConfigError)) throw error;
+        if (firstSeen) log.error({ sink: row.id, version: row.version, errors: error.fieldErrors }, "stored sink config is invalid; not run");
+        refused.set(row.id, revision);
+      }
+    }
+    return wanted;
   };
-  const starting = Promise.all(sinks.map(keepStarting));
+
+  const apply = async () => {
+    const wanted = desired();
+    const retiring = [...running].filter(([id, managed]) => wanted.get(id)?.revision !== managed.revision);
+    for (const [id] of retiring) running.delete(id);
+    await Promise.all(retiring.map(([, managed]) => managed.stop()));
+    if (stopped) return;
+    for (const [id, { sink, revision }] of wanted) {
+      if (running.has(id)) continue;
+      running.set(id, new ManagedSink(sink, revision, options));
+      log.info({ sink: id, type: sink.config.type, from: revision === "file" ? "config file" : `control DB ${revision}` }, "sink starting");
+    }
+  };
+
+  const reconcileNow = () => {
+    reconciling = reconciling.then(async () => {
+      if (stopped) return;
+      if (sources.stored) {
+        try {
+          stored = (await sources.stored.load()) ?? stored;
+        } catch (error) {
+          log.warn({ err: (error as Error).message }, "stored sinks not read; the running ones go on");
+        }
+      }
+      await apply();
+    });
+    return reconciling;
+  };
+
+  void reconcileNow();
+  if (sources.stored) timer = setInterval(() => void reconcileNow(), sources.stored.intervalMs);
   return {
-    stages: () =>
-      sinks.map(({ config }) => ({
-        id: `sink:${config.sink_id}`,
-        label: `${config.type} sink ${config.sink_id}`,
-        inputs: config.kafka.topics,
-        outputs: [],
-        status: runtimes.get(config.sink_id)?.status().state ?? "starting",
-      })),
+    stages: () => [...running.values()].map((managed) => managed.stage()),
+    reconcileNow,
     async stop() {
       stopped = true;
-      for (const sleeper of sleepers) sleeper.wake();
-      await starting;
-      await Promise.all([...runtimes.values()].map((runtime) => runtime.stop()));
+      clearInterval(timer);
+      await reconciling;
+      await Promise.all([...running.values()].map((managed) => managed.stop()));
+      running.clear();
     },
   };
 }
