@@ -6,6 +6,7 @@ import { AlarmRuleService } from "./api/alarm-rules/service.ts";
 import { CommandOutcomeTail } from "./api/alarms/outcomes.ts";
 import { AlarmProjector } from "./api/alarms/projector.ts";
 import { AlarmService, dbAlarmSource } from "./api/alarms/service.ts";
+import { SinkService } from "./api/sinks/service.ts";
 import { uiRoutes } from "./api/ui.ts";
 import { ApiError } from "./api/errors.ts";
 import type { StreamStage } from "./api/topology/service.ts";
@@ -273,7 +274,9 @@ export async function serve(config: ApplianceConfig, log: Logger): Promise<Runni
   // The alarm page reads and acts on the engine's read model; the live tail only feeds tags and rates.
   const extend = uiRoutes({ config, auth, db, supervisor, probes, log, stages, live: { ...live, alarms: dbAlarmSource(alarms) }, reconcileNow: () => reconciler.reconcileNow() });
   const alarmRules = new AlarmRuleService(db, config.gateway_id, () => void alarmRulePublisher.syncNow());
-  const app = buildApp({ config, probes, metrics, auth, db, supervisor, log, extend, alarms, alarmRules, stages }).listen({ hostname: config.http.host, port: config.http.port });
+  let sinksChanged = () => {};
+  const sinkService = new SinkService(db, config, log, () => sinksChanged());
+  const app = buildApp({ config, probes, metrics, auth, db, supervisor, log, extend, alarms, alarmRules, sinks: sinkService, stages }).listen({ hostname: config.http.host, port: config.http.port });
   const url = `http://${config.http.host}:${app.server!.port}`;
   log.info({ url, mode: config.mode, gatewayId: config.gateway_id }, "gateway serving");
   return {

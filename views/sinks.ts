@@ -7,7 +7,7 @@ import { html } from "./html.ts";
 import { handle, page } from "./http.ts";
 import { badge, emptyState } from "./layout.ts";
 
-/** Read-only: sinks run as `gateway sink` processes from their own config (src/sinks/README.md). */
+/** Read-only: sinks are changed in the appliance config (`sinks:`), through /api/v1/sinks, or run alone as `gateway sink` (src/sinks/README.md). */
 export function sinkPages(deps: UiDeps) {
   return new Elysia({ name: "ui-sinks", detail: { hide: true } }).get(
     "/sinks",
@@ -15,7 +15,7 @@ export function sinkPages(deps: UiDeps) {
       const rows = await deps.db().select().from(sinks).orderBy(desc(sinks.updatedAt));
       const body =
         rows.length === 0
-          ? emptyState("No sinks configured.", "Sinks (PostgreSQL, HTTP, S3/Parquet) write Kafka topics to other systems; run them with `gateway sink`.")
+          ? emptyState("No sinks configured.", "Sinks (PostgreSQL, HTTP, S3/Parquet) write Kafka topics to other systems; list them under `sinks:` in the appliance config, create them through /api/v1/sinks, or run one with `gateway sink`.")
           : html`<section class="card"><table class="data">
   <thead><tr><th scope="col">Sink</th><th scope="col">Type</th><th scope="col">Gateway</th><th scope="col">State</th><th scope="col" class="num">Version</th><th scope="col">Updated (UTC)</th></tr></thead>
   <tbody>${rows.map(

@@ -21,6 +21,8 @@ import { healthRoutes } from "./health/index.ts";
 import type { HealthProbe } from "./health/service.ts";
 import { pipelineRoutes } from "./pipelines/index.ts";
 import { PipelineService } from "./pipelines/service.ts";
+import { sinkRoutes } from "./sinks/index.ts";
+import { SinkService } from "./sinks/service.ts";
 import { topologyRoutes } from "./topology/index.ts";
 import type { StreamStage } from "./topology/service.ts";
 import { userRoutes } from "./users/index.ts";
@@ -38,6 +40,8 @@ export interface AppDeps {
   alarms?: AlarmService;
   /** Alarm rules; default: stored only (nothing tells the evaluators). */
   alarmRules?: AlarmRuleService;
+  /** Sinks; default: stored only (nothing running follows the changes). */
+  sinks?: SinkService;
   /** Extra routes (the web UI) mounted behind the same guard. */
   extend?: (app: Elysia) => Elysia;
 }
@@ -119,6 +123,7 @@ export function buildApp(deps: AppDeps) {
     .use(auditRoutes(deps.db))
     .use(userRoutes(deps.db, deps.auth))
     .use(alarmRoutes(deps.alarms ?? new AlarmService({ db: deps.db, log: deps.log })))
-    .use(alarmRuleRoutes(deps.alarmRules ?? new AlarmRuleService(deps.db, deps.config.gateway_id)));
+    .use(alarmRuleRoutes(deps.alarmRules ?? new AlarmRuleService(deps.db, deps.config.gateway_id)))
+    .use(sinkRoutes(deps.sinks ?? new SinkService(deps.db, deps.config, deps.log)));
   return deps.extend ? deps.extend(app as unknown as Elysia) : app;
 }

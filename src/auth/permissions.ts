@@ -91,6 +91,16 @@ export const ROUTE_PERMISSIONS: Record<string, RouteRule> = {
   "DELETE /api/v1/alarm-rules/:id": "alarm_rules:write",
   "GET /api/v1/alarm-rules/:id/versions": "alarms:read",
 
+  // A connection test reaches the target with the sink's credentials: engineering, like changing the sink.
+  "GET /api/v1/sinks": "sinks:read",
+  "POST /api/v1/sinks": "sinks:write",
+  "GET /api/v1/sinks/:id": "sinks:read",
+  "PUT /api/v1/sinks/:id": "sinks:write",
+  "DELETE /api/v1/sinks/:id": "sinks:write",
+  "GET /api/v1/sinks/:id/versions": "sinks:read",
+  "POST /api/v1/sinks/:id/test": "sinks:write",
+  "POST /api/v1/sinks/test": "sinks:write",
+
   // Web UI (src/api/ui.ts, views/): pages, htmx partials, live streams and the assets they load.
   "GET /assets/htmx.min.js": PUBLIC,
   "GET /assets/sse.min.js": PUBLIC,

@@ -1,4 +1,4 @@
-import { and, desc, eq, lt, sql, type SQL } from "drizzle-orm";
+import { and, desc, eq, isNull, lt, or, sql, type SQL } from "drizzle-orm";
 import type { Db } from "./client.ts";
 import { type Diff, diffObjects } from "./diff.ts";
 import {
@@ -14,6 +14,8 @@ import {
   type Pipeline,
   type PipelineRuntime,
   pipelines,
+  type Sink,
+  sinks,
   type VersionedResource,
 } from "./schema.ts";
 
@@ -292,6 +294,106 @@ export async function deleteAlarmRuleVersioned(
       resourceType: "alarm_rule",
       resourceId: id,
       changes: diffObjects({ ...alarmRuleDefinition(old), version: old.version }, null),
+      ip: ip ?? null,
+    });
+    return old;
+  });
+}
+
+/** With `gatewayId`: that gateway's sinks and the ones bound to no single gateway. */
+export async function listSinks(db: Db, opts: { gatewayId?: string } = {}): Promise<Sink[]> {
+  const where = opts.gatewayId === undefined ? undefined : or(eq(sinks.gatewayId, opts.gatewayId), isNull(sinks.gatewayId));
+  return db.select().from(sinks).where(where).orderBy(sinks.id);
+}
+
+export async function getSink(db: Db, id: string): Promise<Sink | undefined> {
+  const [row] = await db.select().from(sinks).where(eq(sinks.id, id));
+  return row;
+}
+
+export interface SinkInput {
+  id: string;
+  /** null: not bound to a single gateway. */
+  gatewayId: string | null;
+  type: string;
+  name: string;
+  enabled: boolean;
+  /** The sink config as given (`sink_id` included), validated by `parseApplianceSink`; no defaults, secrets unresolved. */
+  config: JsonObject;
+}
+
+export interface SinkUpsertResult {
+  row: Sink;
+  /** false when the input matched the stored sink: nothing was written. */
+  changed: boolean;
+  changes: Diff;
+}
+
+/** The versioned part of a sink: what config_versions stores and audit diffs cover. */
+const sinkRowDefinition = (s: Pick<Sink, "gatewayId" | "type" | "name" | "enabled" | "config">) => ({
+  gatewayId: s.gatewayId,
+  type: s.type,
+  name: s.name,
+  enabled: s.enabled,
+  config: s.config,
+});
+
+const lockSink = (db: Db, id: string) => db.execute(sql`select pg_advisory_xact_lock(hashtext(${`sink:${id}`}))`);
+
+/**
+ * Creates or replaces a sink the way `upsertAlarmRuleVersioned` does a rule: one transaction,
+ * `version` bumped, a config_versions snapshot, a `sink.create|update` audit row diffing old against
+ * new; unchanged input is a no-op; `expectedVersion` (0 = must not exist) throws
+ * VersionConflictError on a mismatch.
+ */
+export async function upsertSinkVersioned(
+  db: Db,
+  input: SinkInput,
+  actor: string,
+  ip?: string | null,
+  opts: { comment?: string; expectedVersion?: number } = {},
+): Promise<SinkUpsertResult> {
+  return db.transaction(async (tx) => {
+    await lockSink(tx, input.id);
+    const old = await getSink(tx, input.id);
+    if (opts.expectedVersion !== undefined && opts.expectedVersion !== (old?.version ?? 0)) {
+      throw new VersionConflictError(input.id, opts.expectedVersion, old?.version ?? 0, "sink");
+    }
+    const next = sinkRowDefinition(input);
+    if (old && Object.keys(diffObjects(sinkRowDefinition(old), next)).length === 0) {
+      return { row: old, changed: false, changes: {} };
+    }
+    const version = (old?.version ?? 0) + 1;
+    const [row] = old
+      ? await tx.update(sinks).set({ ...next, version }).where(eq(sinks.id, input.id)).returning()
+      : await tx.insert(sinks).values({ id: input.id, ...next, version }).returning();
+    if (!row) throw new Error(`sink ${input.id}: write returned no row`);
+    await tx.insert(configVersions).values({ resourceType: "sink", resourceId: row.id, version, config: next, createdBy: actor, comment: opts.comment ?? null });
+    const changes = diffObjects(old ? { ...sinkRowDefinition(old), version: old.version } : null, { ...next, version });
+    await appendAudit(tx, { actor, action: old ? "sink.update" : "sink.create", resourceType: "sink", resourceId: row.id, changes, ip: ip ?? null });
+    return { row, changed: true, changes };
+  });
+}
+
+/**
+ * Deletes a sink (its versions stay as history) with a `sink.delete` audit row, in one transaction.
+ * undefined: no such sink. `expectedVersion` is checked under the same lock.
+ */
+export async function deleteSinkVersioned(db: Db, id: string, actor: string, ip?: string | null, opts: { expectedVersion?: number } = {}): Promise<Sink | undefined> {
+  return db.transaction(async (tx) => {
+    await lockSink(tx, id);
+    const old = await getSink(tx, id);
+    if (!old) return undefined;
+    if (opts.expectedVersion !== undefined && opts.expectedVersion !== old.version) {
+      throw new VersionConflictError(id, opts.expectedVersion, old.version, "sink");
+    }
+    await tx.delete(sinks).where(eq(sinks.id, id));
+    await appendAudit(tx, {
+      actor,
+      action: "sink.delete",
+      resourceType: "sink",
+      resourceId: id,
+      changes: diffObjects({ ...sinkRowDefinition(old), version: old.version }, null),
       ip: ip ?? null,
     });
     return old;

@@ -3,6 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { AlarmRuleService } from "../../src/api/alarm-rules/service.ts";
 import { buildApp } from "../../src/api/app.ts";
+import { SinkService } from "../../src/api/sinks/service.ts";
 import { uiRoutes } from "../../src/api/ui.ts";
 import type { Role } from "../../src/auth/permissions.ts";
 import { AuthService, loadOrCreateSecret } from "../../src/auth/service.ts";
@@ -17,7 +18,7 @@ import { Supervisor } from "../../src/supervisor/supervisor.ts";
 export const TEST_PASSWORD = "correct horse battery";
 
 /** The API over a fresh migrated control DB (PGlite, or PostgreSQL via databaseUrl), without a listener: tests call app.handle(). */
-export async function testApp(options: { databaseUrl?: string; bodyLimit?: number; alarmRulesChanged?: () => void } = {}) {
+export async function testApp(options: { databaseUrl?: string; bodyLimit?: number; alarmRulesChanged?: () => void; sinksChanged?: () => void } = {}) {
   const dataDir = mkdtempSync(join(tmpdir(), "gw-api-"));
   const config = loadApplianceConfig({ env: {}, overrides: { data_dir: dataDir, http: { body_limit_bytes: options.bodyLimit ?? 1024 * 1024 } } });
   const controlDb = await openDatabase({ databaseUrl: options.databaseUrl, dataDir });
@@ -30,7 +31,8 @@ export async function testApp(options: { databaseUrl?: string; bodyLimit?: numbe
   // The web UI too, so the RBAC matrix covers its pages (no Kafka tail here: live views are empty).
   const extend = uiRoutes({ config, auth, db, supervisor, probes: [], log });
   const alarmRules = new AlarmRuleService(db, config.gateway_id, options.alarmRulesChanged);
-  const app = buildApp({ config, probes: [], metrics: createMetricsRegistry(), auth, db, supervisor, log, extend, alarmRules });
+  const sinks = new SinkService(db, config, log, options.sinksChanged);
+  const app = buildApp({ config, probes: [], metrics: createMetricsRegistry(), auth, db, supervisor, log, extend, alarmRules, sinks });
   const tokens = {} as Record<Role, string>;
   for (const role of ["Operator", "Engineer", "Admin", "Copilot"] as Role[]) {
     await auth.createUser(role.toLowerCase(), TEST_PASSWORD, role);
