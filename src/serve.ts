@@ -15,7 +15,7 @@ import { AuthService, loadOrCreateSecret } from "./auth/service.ts";
 import { pingProbe, type ComponentHealth, type HealthProbe } from "./api/health/service.ts";
 import { openDatabase, type ControlDb } from "./db/client.ts";
 import { migrateDatabase } from "./db/migrate.ts";
-import { ensureGateway, importAlarmRulesOnce, listPipelines, upsertPipelineVersioned } from "./db/repo.ts";
+import { ensureGateway, importAlarmRulesOnce, listPipelines, listSinks, upsertPipelineVersioned } from "./db/repo.ts";
 import { checkDeclaredPipelines, PipelineCache, toRun } from "./supervisor/pipelines.ts";
 import { Supervisor } from "./supervisor/supervisor.ts";
 import { parseApplianceSinks, startApplianceSinks } from "./sinks/appliance.ts";
@@ -249,7 +249,16 @@ export async function serve(config: ApplianceConfig, log: Logger): Promise<Runni
       })
     : Promise.resolve(undefined);
   streams.catch((error) => log.error({ err: (error as Error).message }, "stream workers failed to start"));
-  const sinks = startApplianceSinks({ file: sinkConfigs, kafka: config.kafka }, { log, metrics });
+  const sinks = startApplianceSinks(
+    {
+      file: sinkConfigs,
+      kafka: config.kafka,
+      // Sinks created through /api/v1/sinks. While the DB is unavailable the running ones go on.
+      stored: { load: async () => (controlDb.current ? listSinks(controlDb.current.db, { gatewayId: config.gateway_id }) : undefined), intervalMs: config.supervisor.reconcile_interval_ms },
+    },
+    { log, metrics },
+  );
+  void dbReady.then(() => sinks.reconcileNow()).catch(() => undefined);
   const auditRelay = new AuditRelay(() => controlDb.current?.db, config.kafka, log);
   auditRelay.start();
   void dbReady.then(() => reconciler.reconcileNow()).catch((error) => log.error({ err: (error as Error).message }, "storing declared pipelines failed"));
@@ -272,10 +281,20 @@ export async function serve(config: ApplianceConfig, log: Logger): Promise<Runni
   });
   const stages = () => [...(streamsEnabled ? workerStages(config) : []), ...sinks.stages()];
   // The alarm page reads and acts on the engine's read model; the live tail only feeds tags and rates.
-  const extend = uiRoutes({ config, auth, db, supervisor, probes, log, stages, live: { ...live, alarms: dbAlarmSource(alarms) }, reconcileNow: () => reconciler.reconcileNow() });
+  const extend = uiRoutes({
+    config,
+    auth,
+    db,
+    supervisor,
+    probes,
+    log,
+    stages,
+    runningSinks: () => sinks.states(),
+    live: { ...live, alarms: dbAlarmSource(alarms) },
+    reconcileNow: () => reconciler.reconcileNow(),
+  });
   const alarmRules = new AlarmRuleService(db, config.gateway_id, () => void alarmRulePublisher.syncNow());
-  let sinksChanged = () => {};
-  const sinkService = new SinkService(db, config, log, () => sinksChanged());
+  const sinkService = new SinkService(db, config, log, () => void sinks.reconcileNow());
   const app = buildApp({ config, probes, metrics, auth, db, supervisor, log, extend, alarms, alarmRules, sinks: sinkService, stages }).listen({ hostname: config.http.host, port: config.http.port });
   const url = `http://${config.http.host}:${app.server!.port}`;
   log.info({ url, mode: config.mode, gatewayId: config.gateway_id }, "gateway serving");

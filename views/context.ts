@@ -6,6 +6,7 @@ import type { ApplianceConfig } from "../src/config/schema.ts";
 import type { Db } from "../src/db/client.ts";
 import type { LiveServices } from "../src/live/index.ts";
 import type { Logger } from "../src/log/logger.ts";
+import type { RunningSinkState } from "../src/sinks/appliance.ts";
 import type { Supervisor } from "../src/supervisor/supervisor.ts";
 
 /** What the web UI needs from the appliance; `live` is absent where no Kafka tail runs (API tests). */
@@ -18,6 +19,8 @@ export interface UiDeps {
   log: Logger;
   live?: LiveServices;
   stages?: () => StreamStage[];
+  /** The sinks this appliance runs now (from its config file and the control DB). */
+  runningSinks?: () => RunningSinkState[];
   /** Applies a saved pipeline change now rather than at the next reconcile tick. */
   reconcileNow?: () => Promise<void>;
 }

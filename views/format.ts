@@ -61,11 +61,13 @@ export function toneOf(status: string | null | undefined): Tone {
     case "degraded":
     case "starting":
     case "backoff":
+    case "paused":
     case "suspect":
     case "uncertain":
     case "stopping":
       return "warn";
     case "down":
+    case "target_down":
     case "unhealthy":
     case "failed":
     case "bad":

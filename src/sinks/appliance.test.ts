@@ -3,6 +3,7 @@ import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import postgres from "postgres";
+import { apiToken } from "../../test/browser/appliance.ts";
 import { KAFKA_BOOTSTRAP, kafkaConnection, kafkaUp, serviceAvailable, uniqueName } from "../../test/support/services.ts";
 import { loadApplianceConfig } from "../config/load.ts";
 import { ConfigError } from "../config/schema-errors.ts";
@@ -107,6 +108,54 @@ describe.skipIf(!kafkaUp || !pgUp)("sinks run by gateway serve", () => {
       await running.stop();
     }
   }, 60_000);
+
+  test("a sink created through the API runs at once, shows on the Sinks page beside the config file's, and stops when deleted", async () => {
+    const file = names();
+    const api = names();
+    await createTopics(connection, { [file.input]: 1, [file.dlq]: 1, [api.input]: 1, [api.dlq]: 1 });
+    const sinkOf = (n: ReturnType<typeof names>) => ({ sink_id: n.base, type: "postgres", kafka: { topics: [n.input] }, batch: { max_wait_ms: 100 }, dlq: { topic: n.dlq }, target: { url: PG_URL, schema: n.schema } });
+    const config = loadApplianceConfig({
+      env: {},
+      overrides: {
+        data_dir: mkdtempSync(join(tmpdir(), "gw-sinks-")),
+        http: { port: 0 },
+        kafka: { bootstrap_servers: [KAFKA_BOOTSTRAP] },
+        streams: { enabled: false },
+        // A long tick: the API's change must be what starts and stops the sink.
+        supervisor: { reconcile_interval_ms: 600_000 },
+        sinks: [sinkOf(file)],
+      },
+    });
+    const password = "sinks-test-admin-password";
+    process.env.GATEWAY_ADMIN_PASSWORD = password;
+    const running = await serve(config, log);
+    try {
+      await running.ready;
+      const token = await apiToken(running.url, "admin", password);
+      const request = (method: string, path: string, body?: unknown) =>
+        fetch(`${running.url}${path}`, { method, headers: { authorization: `Bearer ${token}`, "content-type": "application/json" }, ...(body ? { body: JSON.stringify(body) } : {}) });
+      const sinksPage = () => request("GET", "/sinks").then((r) => r.text());
+
+      expect((await request("POST", "/api/v1/sinks", { name: "Historian", config: sinkOf(api) })).status).toBe(201);
+      await produce(connection, readingRecords(api.input, 0, 5));
+      await waitFor(async () => (await rows(api.schema)) === 5, 30_000, "5 rows from the sink created through the API");
+      const page = await sinksPage();
+      expect(page).toContain(file.base);
+      expect(page).toContain("config file");
+      expect(page).toContain("Historian");
+      expect(page).toContain("control DB v1");
+      expect(page.match(/badge-ok">running</g)?.length).toBe(2);
+
+      expect((await request("DELETE", `/api/v1/sinks/${api.base}`)).status).toBe(204);
+      await waitFor(async () => !(await sinksPage()).includes(api.base), 15_000, "the deleted sink gone from the page");
+      await produce(connection, readingRecords(api.input, 5, 8));
+      await Bun.sleep(1000);
+      expect(await rows(api.schema)).toBe(5);
+    } finally {
+      delete process.env.GATEWAY_ADMIN_PASSWORD;
+      await running.stop();
+    }
+  }, 90_000);
 
   test("stored sinks are reconciled: added starts, a new version restarts, disabled stops; an invalid one or one named like a file sink is not run", async () => {
     const file = names();

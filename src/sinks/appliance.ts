@@ -73,9 +73,20 @@ export interface SinkSources {
   kafka: KafkaConnection;
 }
 
+/** A sink this appliance runs, as the Sinks page shows it. */
+export interface RunningSinkState {
+  id: string;
+  type: string;
+  /** "config file", or the stored version ("v3"). */
+  revision: string;
+  topics: string[];
+  state: string;
+}
+
 export interface RunningSinks {
   /** One topology stage per sink: the topics it reads, and its state now. */
   stages(): StreamStage[];
+  states(): RunningSinkState[];
   /** Reads the stored sinks now and starts, restarts (new version) or stops sinks to match. */
   reconcileNow(): Promise<void>;
   stop(): Promise<void>;
@@ -93,7 +104,7 @@ class ManagedSink {
 
   constructor(
     readonly sink: ApplianceSink,
-    /** What it was started from ("file", or the stored version): a change restarts it. */
+    /** What it was started from ("config file", or the stored version): a change restarts it. */
     readonly revision: string,
     options: { log: Logger; metrics: Registry },
   ) {
@@ -116,15 +127,13 @@ class ManagedSink {
     }
   }
 
+  get state(): string {
+    return this.#runtime?.status().state ?? "starting";
+  }
+
   stage(): StreamStage {
     const { config } = this.sink;
-    return {
-      id: `sink:${config.sink_id}`,
-      label: `${config.type} sink ${config.sink_id}`,
-      inputs: config.kafka.topics,
-      outputs: [],
-      status: this.#runtime?.status().state ?? "starting",
-    };
+    return { id: `sink:${config.sink_id}`, label: `${config.type} sink ${config.sink_id}`, inputs: config.kafka.topics, outputs: [], status: this.state };
   }
 
   async stop(): Promise<void> {
@@ -153,7 +162,7 @@ export function startApplianceSinks(sources: SinkSources, options: { log: Logger
 
   const desired = () => {
     const wanted = new Map<string, { sink: ApplianceSink; revision: string }>();
-    for (const sink of sources.file) wanted.set(sink.config.sink_id, { sink, revision: "file" });
+    for (const sink of sources.file) wanted.set(sink.config.sink_id, { sink, revision: "config file" });
     for (const row of stored) {
       if (!row.enabled) continue;
       const revision = `v${row.version}`;
@@ -184,7 +193,7 @@ export function startApplianceSinks(sources: SinkSources, options: { log: Logger
     for (const [id, { sink, revision }] of wanted) {
       if (running.has(id)) continue;
       running.set(id, new ManagedSink(sink, revision, options));
-      log.info({ sink: id, type: sink.config.type, from: revision === "file" ? "config file" : `control DB ${revision}` }, "sink starting");
+      log.info({ sink: id, type: sink.config.type, from: revision }, "sink starting");
     }
   };
 
@@ -207,6 +216,8 @@ export function startApplianceSinks(sources: SinkSources, options: { log: Logger
   if (sources.stored) timer = setInterval(() => void reconcileNow(), sources.stored.intervalMs);
   return {
     stages: () => [...running.values()].map((managed) => managed.stage()),
+    states: () =>
+      [...running.values()].map(({ sink: { config }, revision, state }) => ({ id: config.sink_id, type: config.type, revision, topics: config.kafka.topics, state })),
     reconcileNow,
     async stop() {
       stopped = true;
