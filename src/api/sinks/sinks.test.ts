@@ -159,10 +159,14 @@ describe.each([
     const url = new URL(TARGET_DB!);
     process.env.SECRET_SINKS_TEST_PG = decodeURIComponent(url.password);
     const placeholderUrl = `postgres://${url.username}:\${secret:sinks_test_pg}@${url.host}${url.pathname}`;
-    await call("POST", "/api/v1/sinks", { body: { config: sinkConfig({ sink_id: "up_db", target: { url: placeholderUrl } }) } });
-    expect((await call("GET", "/api/v1/sinks/up_db")).body.config.target.url).toBe(placeholderUrl);
-    const up = await call("POST", "/api/v1/sinks/up_db/test");
-    expect(up).toMatchObject({ status: 200, body: { ok: true, detail: expect.stringMatching(/^PostgreSQL \d+/) } });
+    try {
+      await call("POST", "/api/v1/sinks", { body: { config: sinkConfig({ sink_id: "up_db", target: { url: placeholderUrl } }) } });
+      expect((await call("GET", "/api/v1/sinks/up_db")).body.config.target.url).toBe(placeholderUrl);
+      const up = await call("POST", "/api/v1/sinks/up_db/test");
+      expect(up).toMatchObject({ status: 200, body: { ok: true, detail: expect.stringMatching(/^PostgreSQL \d+/) } });
+    } finally {
+      delete process.env.SECRET_SINKS_TEST_PG;
+    }
     expect(await call("POST", "/api/v1/sinks/test", { body: { config: sinkConfig({ sink_id: "unsaved", target: { url: TARGET_DB } }) } })).toMatchObject({
       status: 200,
       body: { ok: true },
