@@ -18,12 +18,15 @@ import { migrateDatabase } from "./db/migrate.ts";
 import { ensureGateway, importAlarmRulesOnce, listPipelines, listSinks, upsertPipelineVersioned } from "./db/repo.ts";
 import { checkDeclaredPipelines, PipelineCache, toRun } from "./supervisor/pipelines.ts";
 import { Supervisor } from "./supervisor/supervisor.ts";
-import { parseApplianceSinks, startApplianceSinks } from "./sinks/appliance.ts";
+import { parseApplianceSinks, startApplianceSinks, type RunningSinks } from "./sinks/appliance.ts";
 import { loadQualityRules, startStreamWorkers, WORKERS } from "./streams/run.ts";
 import { KafkaAdmin } from "./kafka/admin.ts";
 import { ReliableProducer } from "./kafka/producer.ts";
 import { loadAlarmRulesFile, ruleId } from "./streams/alarms/rules.ts";
-import { ALARM_COMMANDS_TOPIC } from "./streams/alarms/worker.ts";
+import { AGGREGATE_GROUP } from "./streams/aggregate/worker.ts";
+import { ALARM_COMMANDS_TOPIC, ALARMS_GROUP } from "./streams/alarms/worker.ts";
+import { ROUTER_GROUP } from "./streams/alert-router/worker.ts";
+import { QUALITY_GROUP } from "./streams/quality/worker.ts";
 import { loadRoutingConfigFile } from "./streams/alert-router/config.ts";
 import type { Logger } from "./log/logger.ts";
 import { createMetricsRegistry } from "./metrics/registry.ts";
@@ -92,6 +95,48 @@ export interface RunningAppliance {
 }
 
 const RUNNING_STATES = new Set(["running"]);
+
+/** Past this many unread records a worker or sink is reported as falling behind. */
+const LAG_DEGRADED_RECORDS = 100_000;
+
+/** Unread records per consumer group of the workers and sinks this appliance runs. */
+function consumerLagProbe(kafka: KafkaAdmin, stages: () => StreamStage[]): HealthProbe {
+  return {
+    name: "consumer_lag",
+    critical: false,
+    async check(): Promise<ComponentHealth> {
+      const groups = await Promise.all(
+        stages().flatMap(({ id, consumer }) =>
+          consumer
+            ? [
+                kafka.groupLag(consumer.group, consumer.topics).then((perTopic) => ({
+                  stage: id,
+                  group: consumer.group,
+                  lag: Number([...perTopic.values()].reduce((sum, n) => sum + n, 0n)),
+                  topics: Object.fromEntries([...perTopic].map(([topic, n]) => [topic, Number(n)])),
+                })),
+              ]
+            : [],
+        ),
+      );
+      const behind = groups.filter((g) => g.lag > LAG_DEGRADED_RECORDS).map((g) => g.stage);
+      return { status: behind.length > 0 ? "degraded" : "ok", ...(behind.length > 0 ? { detail: `behind by over ${LAG_DEGRADED_RECORDS} records: ${behind.join(", ")}` } : {}), groups };
+    },
+  };
+}
+
+/** Sinks that are starting or whose target is down make the appliance degraded, not unhealthy. */
+function sinksProbe(sinks: RunningSinks): HealthProbe {
+  return {
+    name: "sinks",
+    critical: false,
+    async check(): Promise<ComponentHealth> {
+      const states = sinks.states();
+      const troubled = states.filter((s) => s.state !== "running" && s.state !== "paused").map((s) => `${s.id} ${s.state}`);
+      return { status: troubled.length > 0 ? "degraded" : "ok", ...(troubled.length > 0 ? { detail: troubled.join(", ") } : {}), sinks: states };
+    },
+  };
+}
 
 function adaptersProbe(supervisor: Supervisor): HealthProbe {
   return {
@@ -191,12 +236,34 @@ function startReconciler(controlDb: ControlDbHandle, supervisor: Supervisor, con
 
 /** The workers this appliance runs, as topology stages: which topics each reads and writes. */
 function workerStages(config: ApplianceConfig): StreamStage[] {
+  const qualityInputs = ["telemetry.raw", "events.raw", "alarms.raw"];
   const stages: StreamStage[] = [
-    { id: "worker:quality", label: "Quality validator", inputs: ["telemetry.raw", "events.raw", "alarms.raw"], outputs: ["telemetry.clean", "events.clean", "alarms.clean", "dlq.invalid_telemetry", "telemetry.completeness"] },
-    { id: "worker:aggregate", label: "Aggregator", inputs: ["telemetry.clean"], outputs: ["telemetry.1s", "telemetry.10s", "telemetry.1min", "telemetry.1hour"] },
+    {
+      id: "worker:quality",
+      label: "Quality validator",
+      inputs: qualityInputs,
+      outputs: ["telemetry.clean", "events.clean", "alarms.clean", "dlq.invalid_telemetry", "telemetry.completeness"],
+      consumer: { group: QUALITY_GROUP, topics: qualityInputs },
+    },
+    {
+      id: "worker:aggregate",
+      label: "Aggregator",
+      inputs: ["telemetry.clean"],
+      outputs: ["telemetry.1s", "telemetry.10s", "telemetry.1min", "telemetry.1hour"],
+      consumer: { group: AGGREGATE_GROUP, topics: ["telemetry.clean"] },
+    },
+    {
+      id: "worker:alarms",
+      label: "Alarm evaluator",
+      inputs: ["telemetry.clean", "alarms.commands", "_gateway.alarm_rules"],
+      outputs: ["alarms.raw", "alarms.command_outcomes"],
+      // The rules topic is followed outside the group.
+      consumer: { group: ALARMS_GROUP, topics: ["telemetry.clean", "alarms.commands"] },
+    },
   ];
-  stages.push({ id: "worker:alarms", label: "Alarm evaluator", inputs: ["telemetry.clean", "alarms.commands", "_gateway.alarm_rules"], outputs: ["alarms.raw", "alarms.command_outcomes"] });
-  if (config.streams.alert_rules_file) stages.push({ id: "worker:alert-router", label: "Alert router", inputs: ["alarms.clean"], outputs: ["dlq.alert_deliveries"] });
+  if (config.streams.alert_rules_file) {
+    stages.push({ id: "worker:alert-router", label: "Alert router", inputs: ["alarms.clean"], outputs: ["dlq.alert_deliveries"], consumer: { group: ROUTER_GROUP, topics: ["alarms.clean"] } });
+  }
   return stages;
 }
 
@@ -259,6 +326,7 @@ export async function serve(config: ApplianceConfig, log: Logger): Promise<Runni
     { log, metrics },
   );
   void dbReady.then(() => sinks.reconcileNow()).catch(() => undefined);
+  probes.push(sinksProbe(sinks));
   const auditRelay = new AuditRelay(() => controlDb.current?.db, config.kafka, log);
   auditRelay.start();
   void dbReady.then(() => reconciler.reconcileNow()).catch((error) => log.error({ err: (error as Error).message }, "storing declared pipelines failed"));
@@ -280,6 +348,7 @@ export async function serve(config: ApplianceConfig, log: Logger): Promise<Runni
     publisher: { publish: (key, command) => commandProducer.send([{ topic: ALARM_COMMANDS_TOPIC, key, value: JSON.stringify(command) }]) },
   });
   const stages = () => [...(streamsEnabled ? workerStages(config) : []), ...sinks.stages()];
+  probes.push(consumerLagProbe(kafka, stages));
   // The alarm page reads and acts on the engine's read model; the live tail only feeds tags and rates.
   const extend = uiRoutes({
     config,

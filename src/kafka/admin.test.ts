@@ -2,6 +2,7 @@ import { afterAll, describe, expect, test } from "bun:test";
 import { kafkaConnection, kafkaUp, uniqueName } from "../../test/support/services.ts";
 import { createLogger } from "../log/logger.ts";
 import { KafkaAdmin } from "./admin.ts";
+import { ReliableProducer } from "./producer.ts";
 import { configDrift, TOPIC_CATALOGUE, type TopicSpec } from "./catalogue.ts";
 
 const log = createLogger("test", "silent");
@@ -55,6 +56,14 @@ describe.skipIf(!kafkaUp)("topics apply against Kafka", () => {
     const corrected = await admin.applyCatalogue(log, catalogue);
     expect(corrected[0]).toEqual({ topic: name, action: "corrected", drift: [{ key: "retention.ms", actual: "60000", expected: "3600000" }] });
     expect((await admin.topicConfigs([name])).get(name)!["retention.ms"]).toBe("3600000");
+  });
+
+  test("group lag of a group that never committed: every record, per topic; a missing topic is left out", async () => {
+    await admin.applyCatalogue(log, catalogue);
+    const producer = new ReliableProducer(kafkaConnection(), "test-lag");
+    await producer.send(Array.from({ length: 5 }, (_, i) => ({ topic: name, key: `k${i}`, value: String(i) })));
+    await producer.close();
+    expect(await admin.groupLag(uniqueName("test-lag-group"), [name, uniqueName("test.missing")])).toEqual(new Map([[name, 5n]]));
   });
 
   test("ping names the brokers when Kafka is unreachable", async () => {

@@ -185,6 +185,30 @@ export class KafkaAdmin {
     }
   }
 
+  /**
+   * Records the group has yet to read, per topic: end offsets (read_committed) less its committed
+   * offsets, a partition it never committed counting from 0. Topics that do not exist are left out.
+   */
+  async groupLag(groupId: string, topics: string[]): Promise<Map<string, bigint>> {
+    const existing = new Set(await this.listTopics());
+    const present = topics.filter((t) => existing.has(t));
+    if (present.length === 0) return new Map();
+    const counts = await this.partitionCounts(present);
+    const [group] = await this.#admin.listConsumerGroupOffsets({
+      groups: [{ groupId, topics: present.map((name) => ({ name, partitionIndexes: Array.from({ length: counts.get(name)! }, (_, i) => i) })) }],
+      requireStable: false,
+    });
+    const committed = new Map<string, bigint>();
+    for (const t of group?.topics ?? []) for (const p of t.partitions) if (p.committedOffset >= 0n) committed.set(`${t.name}:${p.partitionIndex}`, p.committedOffset);
+    const lag = new Map<string, bigint>();
+    for (const topic of present) {
+      let total = 0n;
+      for (const [partition, end] of await this.endOffsets(topic)) total += end - (committed.get(`${topic}:${partition}`) ?? 0n);
+      lag.set(topic, total);
+    }
+    return lag;
+  }
+
   /** Offsets after the last record of each partition (the high watermark), for lag and tests. */
   async endOffsets(topic: string): Promise<Map<number, bigint>> {
     const counts = await this.partitionCounts([topic]);

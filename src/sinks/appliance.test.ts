@@ -145,6 +145,21 @@ describe.skipIf(!kafkaUp || !pgUp)("sinks run by gateway serve", () => {
       expect(page).toContain("Historian");
       expect(page).toContain("control DB v1");
       expect(page.match(/badge-ok">running</g)?.length).toBe(2);
+      // /api/v1/health: both sinks with their state, and their groups' lag (0 once the rows are committed).
+      await waitFor(
+        async () => {
+          const health = (await request("GET", "/api/v1/health").then((r) => r.json())) as { components: Record<string, { status: string; sinks?: { id: string; state: string }[]; groups?: { group: string; lag: number }[] }> };
+          const { sinks, consumer_lag: lag } = health.components;
+          return (
+            sinks?.status === "ok" &&
+            sinks.sinks?.map((s) => `${s.id} ${s.state}`).sort().join() === [`${api.base} running`, `${file.base} running`].sort().join() &&
+            lag?.groups?.find((g) => g.group === `sink-${api.base}`)?.lag === 0 &&
+            lag.groups.find((g) => g.group === `sink-${file.base}`)?.lag === 0
+          );
+        },
+        15_000,
+        "both sinks running with no lag in /api/v1/health",
+      );
 
       expect((await request("DELETE", `/api/v1/sinks/${api.base}`)).status).toBe(204);
       await waitFor(async () => !(await sinksPage()).includes(api.base), 15_000, "the deleted sink gone from the page");
@@ -206,7 +221,7 @@ describe.skipIf(!kafkaUp || !pgUp)("sinks run by gateway serve", () => {
     const running = startApplianceSinks({ file: [sink!], kafka: connection }, { log, metrics: createMetricsRegistry({}) });
     try {
       await Bun.sleep(1500);
-      expect(running.stages()).toEqual([{ id: `sink:${base}`, label: `postgres sink ${base}`, inputs: [input], outputs: [], status: "starting" }]);
+      expect(running.stages()).toEqual([{ id: `sink:${base}`, label: `postgres sink ${base}`, inputs: [input], outputs: [], status: "starting", consumer: { group: `sink-${base}`, topics: [input] } }]);
       await createTopics(connection, { [dlq]: 1 });
       await produce(connection, readingRecords(input, 0, 5));
       await waitFor(async () => (await rows(schema)) === 5, 30_000, "5 rows once the DLQ topic exists");

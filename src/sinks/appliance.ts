@@ -12,7 +12,7 @@ import { Sleeper } from "../util/sleeper.ts";
 import type { SinkConfig } from "./define.ts";
 import { parseSinkConfig } from "./registry.ts";
 import { startSink } from "./run-sink.ts";
-import type { SinkRuntime } from "./runtime.ts";
+import { sinkGroupId, type SinkRuntime } from "./runtime.ts";
 
 const START_RETRY_BASE_MS = 1000;
 const START_RETRY_MAX_MS = 30_000;
@@ -133,7 +133,14 @@ class ManagedSink {
 
   stage(): StreamStage {
     const { config } = this.sink;
-    return { id: `sink:${config.sink_id}`, label: `${config.type} sink ${config.sink_id}`, inputs: config.kafka.topics, outputs: [], status: this.state };
+    return {
+      id: `sink:${config.sink_id}`,
+      label: `${config.type} sink ${config.sink_id}`,
+      inputs: config.kafka.topics,
+      outputs: [],
+      status: this.state,
+      consumer: { group: sinkGroupId(config), topics: config.kafka.topics },
+    };
   }
 
   async stop(): Promise<void> {

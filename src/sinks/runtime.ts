@@ -71,6 +71,9 @@ interface Prepared {
 
 const RESTART_DELAY_MS = 1000;
 
+/** The consumer group a sink's instances share. */
+export const sinkGroupId = (config: Pick<SinkConfig, "sink_id" | "kafka">): string => config.kafka.group_id ?? `sink-${config.sink_id}`;
+
 /**
  * Runs one sink: a consumer-group member that batches records by size and time, writes each batch
  * through the sink's idempotent writer, and commits the batch's offsets only once the write is
@@ -187,7 +190,7 @@ export class SinkRuntime {
   }
 
   get groupId(): string {
-    return this.#config.kafka.group_id ?? `sink-${this.#sink}`;
+    return sinkGroupId(this.#config);
   }
 
   async #openConsumer(): Promise<void> {
