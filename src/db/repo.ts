@@ -205,6 +205,85 @@ export async function listGateways(db: Db): Promise<Gateway[]> {
   return db.select().from(gateways).orderBy(gateways.id);
 }
 
+/** How a versioned resource (alarm rules, sinks) is read and written; the history and audit are shared. */
+interface VersionedTable<Row extends { id: string; version: number }, Definition extends Record<string, unknown>> {
+  resourceType: Exclude<VersionedResource, "pipeline">;
+  get(db: Db, id: string): Promise<Row | undefined>;
+  /** The versioned part of a row: what config_versions stores and audit diffs cover. */
+  definition(row: Definition): Definition;
+  insert(db: Db, id: string, values: Definition & { version: number }): Promise<Row[]>;
+  update(db: Db, id: string, values: Definition & { version: number }): Promise<Row[]>;
+  remove(db: Db, id: string): Promise<unknown>;
+}
+
+export interface VersionedUpsertResult<Row> {
+  row: Row;
+  /** false when the input matched the stored row: nothing was written. */
+  changed: boolean;
+  changes: Diff;
+}
+
+const lockResource = (db: Db, resourceType: string, id: string) => db.execute(sql`select pg_advisory_xact_lock(hashtext(${`${resourceType}:${id}`}))`);
+
+/**
+ * Creates or replaces a row the way `upsertPipelineVersioned` does a pipeline: one transaction,
+ * `version` bumped, a config_versions snapshot, a `<type>.create|update` audit row diffing old
+ * against new; unchanged input is a no-op; `expectedVersion` (0 = must not exist) throws
+ * VersionConflictError on a mismatch.
+ */
+async function upsertVersioned<Row extends Definition & { id: string; version: number }, Definition extends Record<string, unknown>>(
+  db: Db,
+  table: VersionedTable<Row, Definition>,
+  id: string,
+  input: Definition,
+  actor: string,
+  ip: string | null | undefined,
+  opts: { comment?: string; expectedVersion?: number },
+): Promise<VersionedUpsertResult<Row>> {
+  const type = table.resourceType;
+  return db.transaction(async (tx) => {
+    await lockResource(tx, type, id);
+    const old = await table.get(tx, id);
+    if (opts.expectedVersion !== undefined && opts.expectedVersion !== (old?.version ?? 0)) {
+      throw new VersionConflictError(id, opts.expectedVersion, old?.version ?? 0, type);
+    }
+    const next = table.definition(input);
+    if (old && Object.keys(diffObjects(table.definition(old), next)).length === 0) return { row: old, changed: false, changes: {} };
+    const version = (old?.version ?? 0) + 1;
+    const [row] = old ? await table.update(tx, id, { ...next, version }) : await table.insert(tx, id, { ...next, version });
+    if (!row) throw new Error(`${type} ${id}: write returned no row`);
+    await tx.insert(configVersions).values({ resourceType: type, resourceId: row.id, version, config: next, createdBy: actor, comment: opts.comment ?? null });
+    const changes = diffObjects(old ? { ...table.definition(old), version: old.version } : null, { ...next, version });
+    await appendAudit(tx, { actor, action: `${type}.${old ? "update" : "create"}`, resourceType: type, resourceId: row.id, changes, ip: ip ?? null });
+    return { row, changed: true, changes };
+  });
+}
+
+/**
+ * Deletes a row (its versions stay as history) with a `<type>.delete` audit row, in one
+ * transaction. undefined: no such row. `expectedVersion` is checked under the same lock.
+ */
+async function deleteVersioned<Row extends Definition & { id: string; version: number }, Definition extends Record<string, unknown>>(
+  db: Db,
+  table: VersionedTable<Row, Definition>,
+  id: string,
+  actor: string,
+  ip: string | null | undefined,
+  opts: { expectedVersion?: number },
+): Promise<Row | undefined> {
+  const type = table.resourceType;
+  return db.transaction(async (tx) => {
+    await lockResource(tx, type, id);
+    const old = await table.get(tx, id);
+    if (!old) return undefined;
+    if (opts.expectedVersion !== undefined && opts.expectedVersion !== old.version) throw new VersionConflictError(id, opts.expectedVersion, old.version, type);
+    await table.remove(tx, id);
+    const changes = diffObjects({ ...table.definition(old), version: old.version }, null);
+    await appendAudit(tx, { actor, action: `${type}.delete`, resourceType: type, resourceId: id, changes, ip: ip ?? null });
+    return old;
+  });
+}
+
 export async function listAlarmRules(db: Db, opts: { gatewayId?: string } = {}): Promise<AlarmRuleRow[]> {
   const where = opts.gatewayId === undefined ? undefined : eq(alarmRules.gatewayId, opts.gatewayId);
   return db.select().from(alarmRules).where(where).orderBy(alarmRules.id);
@@ -222,82 +301,29 @@ export interface AlarmRuleInput {
   rule: JsonObject;
 }
 
-export interface AlarmRuleUpsertResult {
-  row: AlarmRuleRow;
-  /** false when the input matched the stored rule: nothing was written. */
-  changed: boolean;
-  changes: Diff;
-}
+const ALARM_RULES: VersionedTable<AlarmRuleRow, Pick<AlarmRuleRow, "gatewayId" | "rule">> = {
+  resourceType: "alarm_rule",
+  get: getAlarmRule,
+  definition: (r) => ({ gatewayId: r.gatewayId, rule: r.rule }),
+  insert: (db, id, values) => db.insert(alarmRules).values({ id, ...values }).returning(),
+  update: (db, id, values) => db.update(alarmRules).set(values).where(eq(alarmRules.id, id)).returning(),
+  remove: (db, id) => db.delete(alarmRules).where(eq(alarmRules.id, id)),
+};
 
-/** The versioned part of an alarm rule: what config_versions stores and audit diffs cover. */
-const alarmRuleDefinition = (r: Pick<AlarmRuleRow, "gatewayId" | "rule">) => ({ gatewayId: r.gatewayId, rule: r.rule });
-
-const lockAlarmRule = (db: Db, id: string) => db.execute(sql`select pg_advisory_xact_lock(hashtext(${`alarm_rule:${id}`}))`);
-
-/**
- * Creates or replaces an alarm rule the way `upsertPipelineVersioned` does a pipeline: one
- * transaction, `version` bumped, a config_versions snapshot, an `alarm_rule.create|update` audit row
- * diffing old against new; unchanged input is a no-op; `expectedVersion` (0 = must not exist)
- * throws VersionConflictError on a mismatch.
- */
+/** Creates or replaces an alarm rule, versioned and audited (`alarm_rule.create|update`); see upsertVersioned. */
 export async function upsertAlarmRuleVersioned(
   db: Db,
   input: AlarmRuleInput,
   actor: string,
   ip?: string | null,
   opts: { comment?: string; expectedVersion?: number } = {},
-): Promise<AlarmRuleUpsertResult> {
-  return db.transaction(async (tx) => {
-    await lockAlarmRule(tx, input.id);
-    const old = await getAlarmRule(tx, input.id);
-    if (opts.expectedVersion !== undefined && opts.expectedVersion !== (old?.version ?? 0)) {
-      throw new VersionConflictError(input.id, opts.expectedVersion, old?.version ?? 0, "alarm_rule");
-    }
-    const next = alarmRuleDefinition(input);
-    if (old && Object.keys(diffObjects(alarmRuleDefinition(old), next)).length === 0) {
-      return { row: old, changed: false, changes: {} };
-    }
-    const version = (old?.version ?? 0) + 1;
-    const [row] = old
-      ? await tx.update(alarmRules).set({ ...next, version }).where(eq(alarmRules.id, input.id)).returning()
-      : await tx.insert(alarmRules).values({ id: input.id, ...next, version }).returning();
-    if (!row) throw new Error(`alarm rule ${input.id}: write returned no row`);
-    await tx.insert(configVersions).values({ resourceType: "alarm_rule", resourceId: row.id, version, config: next, createdBy: actor, comment: opts.comment ?? null });
-    const changes = diffObjects(old ? { ...alarmRuleDefinition(old), version: old.version } : null, { ...next, version });
-    await appendAudit(tx, { actor, action: old ? "alarm_rule.update" : "alarm_rule.create", resourceType: "alarm_rule", resourceId: row.id, changes, ip: ip ?? null });
-    return { row, changed: true, changes };
-  });
+): Promise<VersionedUpsertResult<AlarmRuleRow>> {
+  return upsertVersioned(db, ALARM_RULES, input.id, input, actor, ip, opts);
 }
 
-/**
- * Deletes an alarm rule (its versions stay as history) with an `alarm_rule.delete` audit row, in one
- * transaction. undefined: no such rule. `expectedVersion` is checked under the same lock.
- */
-export async function deleteAlarmRuleVersioned(
-  db: Db,
-  id: string,
-  actor: string,
-  ip?: string | null,
-  opts: { expectedVersion?: number } = {},
-): Promise<AlarmRuleRow | undefined> {
-  return db.transaction(async (tx) => {
-    await lockAlarmRule(tx, id);
-    const old = await getAlarmRule(tx, id);
-    if (!old) return undefined;
-    if (opts.expectedVersion !== undefined && opts.expectedVersion !== old.version) {
-      throw new VersionConflictError(id, opts.expectedVersion, old.version, "alarm_rule");
-    }
-    await tx.delete(alarmRules).where(eq(alarmRules.id, id));
-    await appendAudit(tx, {
-      actor,
-      action: "alarm_rule.delete",
-      resourceType: "alarm_rule",
-      resourceId: id,
-      changes: diffObjects({ ...alarmRuleDefinition(old), version: old.version }, null),
-      ip: ip ?? null,
-    });
-    return old;
-  });
+/** Deletes an alarm rule (`alarm_rule.delete`; its versions stay as history); undefined: no such rule. */
+export async function deleteAlarmRuleVersioned(db: Db, id: string, actor: string, ip?: string | null, opts: { expectedVersion?: number } = {}): Promise<AlarmRuleRow | undefined> {
+  return deleteVersioned(db, ALARM_RULES, id, actor, ip, opts);
 }
 
 /** With `gatewayId`: that gateway's sinks and the ones bound to no single gateway. */
@@ -322,82 +348,29 @@ export interface SinkInput {
   config: JsonObject;
 }
 
-export interface SinkUpsertResult {
-  row: Sink;
-  /** false when the input matched the stored sink: nothing was written. */
-  changed: boolean;
-  changes: Diff;
-}
+const SINKS: VersionedTable<Sink, Pick<Sink, "gatewayId" | "type" | "name" | "enabled" | "config">> = {
+  resourceType: "sink",
+  get: getSink,
+  definition: (s) => ({ gatewayId: s.gatewayId, type: s.type, name: s.name, enabled: s.enabled, config: s.config }),
+  insert: (db, id, values) => db.insert(sinks).values({ id, ...values }).returning(),
+  update: (db, id, values) => db.update(sinks).set(values).where(eq(sinks.id, id)).returning(),
+  remove: (db, id) => db.delete(sinks).where(eq(sinks.id, id)),
+};
 
-/** The versioned part of a sink: what config_versions stores and audit diffs cover. */
-const sinkRowDefinition = (s: Pick<Sink, "gatewayId" | "type" | "name" | "enabled" | "config">) => ({
-  gatewayId: s.gatewayId,
-  type: s.type,
-  name: s.name,
-  enabled: s.enabled,
-  config: s.config,
-});
-
-const lockSink = (db: Db, id: string) => db.execute(sql`select pg_advisory_xact_lock(hashtext(${`sink:${id}`}))`);
-
-/**
- * Creates or replaces a sink the way `upsertAlarmRuleVersioned` does a rule: one transaction,
- * `version` bumped, a config_versions snapshot, a `sink.create|update` audit row diffing old against
- * new; unchanged input is a no-op; `expectedVersion` (0 = must not exist) throws
- * VersionConflictError on a mismatch.
- */
+/** Creates or replaces a sink, versioned and audited (`sink.create|update`); see upsertVersioned. */
 export async function upsertSinkVersioned(
   db: Db,
   input: SinkInput,
   actor: string,
   ip?: string | null,
   opts: { comment?: string; expectedVersion?: number } = {},
-): Promise<SinkUpsertResult> {
-  return db.transaction(async (tx) => {
-    await lockSink(tx, input.id);
-    const old = await getSink(tx, input.id);
-    if (opts.expectedVersion !== undefined && opts.expectedVersion !== (old?.version ?? 0)) {
-      throw new VersionConflictError(input.id, opts.expectedVersion, old?.version ?? 0, "sink");
-    }
-    const next = sinkRowDefinition(input);
-    if (old && Object.keys(diffObjects(sinkRowDefinition(old), next)).length === 0) {
-      return { row: old, changed: false, changes: {} };
-    }
-    const version = (old?.version ?? 0) + 1;
-    const [row] = old
-      ? await tx.update(sinks).set({ ...next, version }).where(eq(sinks.id, input.id)).returning()
-      : await tx.insert(sinks).values({ id: input.id, ...next, version }).returning();
-    if (!row) throw new Error(`sink ${input.id}: write returned no row`);
-    await tx.insert(configVersions).values({ resourceType: "sink", resourceId: row.id, version, config: next, createdBy: actor, comment: opts.comment ?? null });
-    const changes = diffObjects(old ? { ...sinkRowDefinition(old), version: old.version } : null, { ...next, version });
-    await appendAudit(tx, { actor, action: old ? "sink.update" : "sink.create", resourceType: "sink", resourceId: row.id, changes, ip: ip ?? null });
-    return { row, changed: true, changes };
-  });
+): Promise<VersionedUpsertResult<Sink>> {
+  return upsertVersioned(db, SINKS, input.id, input, actor, ip, opts);
 }
 
-/**
- * Deletes a sink (its versions stay as history) with a `sink.delete` audit row, in one transaction.
- * undefined: no such sink. `expectedVersion` is checked under the same lock.
- */
+/** Deletes a sink (`sink.delete`; its versions stay as history); undefined: no such sink. */
 export async function deleteSinkVersioned(db: Db, id: string, actor: string, ip?: string | null, opts: { expectedVersion?: number } = {}): Promise<Sink | undefined> {
-  return db.transaction(async (tx) => {
-    await lockSink(tx, id);
-    const old = await getSink(tx, id);
-    if (!old) return undefined;
-    if (opts.expectedVersion !== undefined && opts.expectedVersion !== old.version) {
-      throw new VersionConflictError(id, opts.expectedVersion, old.version, "sink");
-    }
-    await tx.delete(sinks).where(eq(sinks.id, id));
-    await appendAudit(tx, {
-      actor,
-      action: "sink.delete",
-      resourceType: "sink",
-      resourceId: id,
-      changes: diffObjects({ ...sinkRowDefinition(old), version: old.version }, null),
-      ip: ip ?? null,
-    });
-    return old;
-  });
+  return deleteVersioned(db, SINKS, id, actor, ip, opts);
 }
 
 /**
