@@ -50,5 +50,11 @@ export async function testApp(options: { databaseUrl?: string; bodyLimit?: numbe
         ...(init.body === undefined ? {} : { body: typeof init.body === "string" ? init.body : JSON.stringify(init.body) }),
       }),
     );
-  return { app, auth, tokens, request, config, db: controlDb, close: () => controlDb.close() };
+  /** As an Engineer unless a token is given; the parts of the answer API tests look at. */
+  const call = async (method: string, path: string, init: { token?: string; body?: unknown; headers?: Record<string, string> } = {}) => {
+    const response = await request(method, path, { token: tokens.Engineer, ...init });
+    const text = await response.text();
+    return { status: response.status, etag: response.headers.get("etag"), location: response.headers.get("location"), body: text ? JSON.parse(text) : null };
+  };
+  return { app, auth, tokens, request, call, config, db: controlDb, close: () => controlDb.close() };
 }

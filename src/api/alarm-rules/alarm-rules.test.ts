@@ -18,11 +18,7 @@ describe.each([
     if (!skip) t = await testApp({ ...(databaseUrl ? { databaseUrl: await freshPostgres(databaseUrl) } : {}), alarmRulesChanged: () => published++ });
   }, 30_000);
   afterAll(() => t?.close());
-  const call = async (method: string, path: string, init: { token?: string; body?: unknown; headers?: Record<string, string> } = {}) => {
-    const response = await t.request(method, path, { token: t.tokens.Engineer, ...init });
-    const text = await response.text();
-    return { status: response.status, etag: response.headers.get("etag"), location: response.headers.get("location"), body: text ? JSON.parse(text) : null };
-  };
+  const call: TestApp["call"] = (...args) => t.call(...args);
 
   test.skipIf(skip)("create, read with ETag, update with If-Match, stale writes refused, delete; versions, audit and publishing follow", async () => {
     const created = await call("POST", "/api/v1/alarm-rules", { body: rule() });
