@@ -1,5 +1,6 @@
 import { Elysia } from "elysia";
 import { checkHealth, type ComponentHealth, type HealthReport } from "../src/api/health/service.ts";
+import type { StreamStage } from "../src/api/topology/service.ts";
 import type { AdapterStatus } from "../src/supervisor/managed-adapter.ts";
 import { sparkline } from "./charts.ts";
 import type { UiDeps } from "./context.ts";
@@ -59,6 +60,27 @@ export function adapterTable(adapters: AdapterStatus[], now = Date.now()): Html 
 </table>`;
 }
 
+interface GroupLag {
+  stage: string;
+  group: string;
+  lag: number;
+}
+
+/** Unread records of each stream worker's and sink's consumer group (from the health report), with the stage's state. */
+export function lagTable(groups: GroupLag[], stages: StreamStage[]): Html {
+  if (groups.length === 0) return emptyState("No stream workers or sinks run here.", html`Sinks are listed under <a href="/sinks">Sinks</a>.`);
+  const byId = new Map(stages.map((s) => [s.id, s]));
+  return html`<table class="data">
+  <thead><tr><th scope="col">Worker or sink</th><th scope="col">Consumer group</th><th scope="col">State</th><th scope="col" class="num">Unread records</th></tr></thead>
+  <tbody>${groups.map((g) => {
+    const stage = byId.get(g.stage);
+    return html`<tr><th scope="row">${stage?.label ?? g.stage}</th><td class="mono small">${g.group}</td>
+    <td>${stage?.status ? badge(stage.status.replace("_", " "), toneOf(stage.status)) : html`<span class="muted">—</span>`}</td>
+    <td class="num">${g.lag.toLocaleString("en-US")}</td></tr>`;
+  })}</tbody>
+</table>`;
+}
+
 async function liveRegion(deps: UiDeps, health: () => Promise<HealthReport>): Promise<Html> {
   const report = await health();
   const adapters = deps.supervisor.status();
@@ -68,12 +90,16 @@ async function liveRegion(deps: UiDeps, health: () => Promise<HealthReport>): Pr
   const liveStatus = deps.live?.status();
   const totalRate = adapters.reduce((sum, a) => sum + (a.health?.readings_per_sec ?? 0), 0);
   const rateProblem = !deps.live ? "live data is off" : liveStatus?.problem;
+  const lagHealth = report.components.consumer_lag;
+  const groups = (lagHealth?.groups as GroupLag[] | undefined) ?? [];
+  const totalLag = groups.reduce((sum, g) => sum + g.lag, 0);
   return html`<div class="tiles">
   ${componentTile("Kafka", report.components.kafka)}
   ${componentTile("Control DB", report.components.control_db)}
   ${tile("Adapters", adapters.length === 0 ? "none" : (adapterHealth?.status ?? "unknown"), html`${running} <small>of ${adapters.length} running</small>`)}
   ${tile("Readings/s", totalRate > 0 ? "ok" : "idle", formatRate(totalRate), "reported by adapters")}
   ${tile("Tags", deps.live && deps.live.tags.size > 0 ? "ok" : "idle", String(deps.live?.tags.size ?? 0), rateProblem ?? "seen on telemetry topics")}
+  ${tile("Consumer lag", lagHealth?.status ?? "unknown", totalLag.toLocaleString("en-US"), lagHealth?.detail ?? "records unread by workers and sinks")}
 </div>
 <section class="card">
   <div class="card-head"><h2>Readings per second on telemetry.raw</h2><span class="muted small">5 s buckets, last 5 minutes · now ${formatRate(series?.current ?? 0)}/s</span></div>
@@ -83,6 +109,10 @@ async function liveRegion(deps: UiDeps, health: () => Promise<HealthReport>): Pr
 <section class="card">
   <div class="card-head"><h2>Adapters</h2><span class="muted small">overall: ${badge(report.status, toneOf(report.status))}</span></div>
   ${adapterTable(adapters)}
+</section>
+<section class="card">
+  <div class="card-head"><h2>Stream workers and sinks</h2><span class="muted small">consumer lag per group</span></div>
+  ${lagTable(groups, deps.stages?.() ?? [])}
 </section>`;
 }
 

@@ -160,6 +160,10 @@ describe.skipIf(!kafkaUp || !pgUp)("sinks run by gateway serve", () => {
         15_000,
         "both sinks running with no lag in /api/v1/health",
       );
+      const overview = await request("GET", "/").then((r) => r.text());
+      expect(overview).toContain("Consumer lag");
+      expect(overview).toContain(`postgres sink ${api.base}`);
+      expect(overview).toContain(`sink-${file.base}`);
 
       expect((await request("DELETE", `/api/v1/sinks/${api.base}`)).status).toBe(204);
       await waitFor(async () => !(await sinksPage()).includes(api.base), 15_000, "the deleted sink gone from the page");
