@@ -302,7 +302,7 @@ export class TransactionalProcessor {
         transaction = await this.#producer!.beginTransaction();
       }
       const owned = await this.#syncAssignment();
-      mine = batch.filter((m) => owned(m) && m.offset > (this.#processedUpTo.get(`${m.topic}:${m.partition}`) ?? -1n));
+      mine = unprocessed(batch, owned, this.#processedUpTo);
       // Taken now, not at commit: the next batch is filtered before this one commits. A failure
       // restarts from committed offsets and forgets these.
       for (const last of lastPerPartition(mine)) this.#processedUpTo.set(`${last.topic}:${last.partition}`, last.offset);
@@ -564,10 +564,35 @@ async function sendInChunks(transaction: StringTransaction, outputs: OutgoingRec
 
 const assignmentKey = (assignments: { topic: string; partitions: number[] }[]) => assignments.map((a) => `${a.topic}:${a.partitions.join(",")}`).join(";");
 
+// A batch holds long runs of one partition: the two helpers below look a partition up once per run,
+// not once per record (building "topic:partition" for each of 20,000 records was ~2 % of the worker).
+
 function lastPerPartition(batch: StringMessage[]): StringMessage[] {
   const last = new Map<string, StringMessage>();
-  for (const message of batch) last.set(`${message.topic}:${message.partition}`, message);
+  let previous: StringMessage | undefined;
+  for (const message of batch) {
+    if (previous && (message.topic !== previous.topic || message.partition !== previous.partition)) last.set(`${previous.topic}:${previous.partition}`, previous);
+    previous = message;
+  }
+  if (previous) last.set(`${previous.topic}:${previous.partition}`, previous);
   return [...last.values()];
+}
+
+/** The records of partitions this member owns past what was already processed ("topic:partition" → offset). */
+function unprocessed(batch: StringMessage[], owned: (m: StringMessage) => boolean, processedUpTo: ReadonlyMap<string, bigint>): StringMessage[] {
+  const out: StringMessage[] = [];
+  let run: StringMessage | undefined;
+  let owns = false;
+  let floor = -1n;
+  for (const message of batch) {
+    if (!run || message.topic !== run.topic || message.partition !== run.partition) {
+      run = message;
+      owns = owned(message);
+      floor = processedUpTo.get(`${message.topic}:${message.partition}`) ?? -1n;
+    }
+    if (owns && message.offset > floor) out.push(message);
+  }
+  return out;
 }
 
 const sortedMembers = (members: Map<string, unknown>) => [...members.keys()].sort();
