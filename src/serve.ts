@@ -105,20 +105,14 @@ function consumerLagProbe(kafka: KafkaAdmin, stages: () => StreamStage[]): Healt
     name: "consumer_lag",
     critical: false,
     async check(): Promise<ComponentHealth> {
-      const groups = await Promise.all(
-        stages().flatMap(({ id, consumer }) =>
-          consumer
-            ? [
-                kafka.groupLag(consumer.group, consumer.topics).then((perTopic) => ({
-                  stage: id,
-                  group: consumer.group,
-                  lag: Number([...perTopic.values()].reduce((sum, n) => sum + n, 0n)),
-                  topics: Object.fromEntries([...perTopic].map(([topic, n]) => [topic, Number(n)])),
-                })),
-              ]
-            : [],
-        ),
-      );
+      const consumers = stages().flatMap(({ id, consumer }) => (consumer ? [{ stage: id, ...consumer }] : []));
+      const lags = await kafka.groupLags(consumers);
+      const groups = consumers.map(({ stage, group }, i) => ({
+        stage,
+        group,
+        lag: Number([...lags[i]!.values()].reduce((sum, n) => sum + n, 0n)),
+        topics: Object.fromEntries([...lags[i]!].map(([topic, n]) => [topic, Number(n)])),
+      }));
       const behind = groups.filter((g) => g.lag > LAG_DEGRADED_RECORDS).map((g) => g.stage);
       return { status: behind.length > 0 ? "degraded" : "ok", ...(behind.length > 0 ? { detail: `behind by over ${LAG_DEGRADED_RECORDS} records: ${behind.join(", ")}` } : {}), groups };
     },
