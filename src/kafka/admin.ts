@@ -191,6 +191,7 @@ export class KafkaAdmin {
    * left out. One request of each kind for all the groups, so a health check stays cheap.
    */
   async groupLags(consumers: readonly { group: string; topics: readonly string[] }[]): Promise<Map<string, bigint>[]> {
+    if (consumers.length === 0) return [];
     const existing = new Set(await this.listTopics());
     const present = [...new Set(consumers.flatMap((c) => c.topics))].filter((t) => existing.has(t));
     if (present.length === 0) return consumers.map(() => new Map());
