@@ -24,7 +24,8 @@ export interface VersionedResourceDocs {
   versions: string;
 }
 
-const Pagination = t.Object({
+/** limit/offset of every paginated list. */
+export const Pagination = t.Object({
   limit: t.Optional(t.Integer({ minimum: 1, maximum: 500, default: 50 })),
   offset: t.Optional(t.Integer({ minimum: 0, default: 0 })),
 });

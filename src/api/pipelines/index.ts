@@ -1,14 +1,10 @@
-import { Elysia, t } from "elysia";
+import { Elysia } from "elysia";
 import { DeclaredPipelineSchema } from "../../config/schema.ts";
 import { ApiError } from "../errors.ts";
 import { etag, expectedVersion } from "../etag.ts";
 import { actorOf } from "../principal.ts";
+import { Pagination } from "../versioned-routes.ts";
 import type { PipelineService } from "./service.ts";
-
-const Pagination = t.Object({
-  limit: t.Optional(t.Integer({ minimum: 1, maximum: 500, default: 50 })),
-  offset: t.Optional(t.Integer({ minimum: 0, default: 0 })),
-});
 
 export function pipelineRoutes(service: PipelineService) {
   return new Elysia({ prefix: "/api/v1/pipelines", detail: { tags: ["pipelines"] } })
