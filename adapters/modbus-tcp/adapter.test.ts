@@ -97,7 +97,9 @@ describe.skipIf(!kafkaUp)("modbus_tcp adapter against the simulator, into Kafka"
     expect(bDuringOutage.length).toBeGreaterThanOrEqual(4 * 5);
 
     const firstBack = Math.min(...a.filter((r) => r.quality === "GOOD" && at(r) > revivedAt).map(at));
-    expect(firstBack - revivedAt).toBeLessThanOrEqual(2 * POLL_MS);
+    // Poll timers fire a few ms late on a busy machine (CI saw 501 ms): that is not a missed poll.
+    const timerSlackMs = 50;
+    expect(firstBack - revivedAt).toBeLessThanOrEqual(2 * POLL_MS + timerSlackMs);
   }, 30_000);
 
   test("SIGTERM mid-stream: every reading the adapter read is in Kafka", async () => {
