@@ -344,6 +344,7 @@ export async function serve(config: ApplianceConfig, log: Logger): Promise<Runni
   const stages = () => [...(streamsEnabled ? workerStages(config) : []), ...sinks.stages()];
   probes.push(consumerLagProbe(kafka, stages));
   // The alarm page reads and acts on the engine's read model; the live tail only feeds tags and rates.
+  const sinkService = new SinkService(db, config, log, () => void sinks.reconcileNow());
   const extend = uiRoutes({
     config,
     auth,
@@ -353,11 +354,11 @@ export async function serve(config: ApplianceConfig, log: Logger): Promise<Runni
     log,
     stages,
     runningSinks: () => sinks.states(),
+    sinkService,
     live: { ...live, alarms: dbAlarmSource(alarms) },
     reconcileNow: () => reconciler.reconcileNow(),
   });
   const alarmRules = new AlarmRuleService(db, config.gateway_id, () => void alarmRulePublisher.syncNow());
-  const sinkService = new SinkService(db, config, log, () => void sinks.reconcileNow());
   const app = buildApp({ config, probes, metrics, auth, db, supervisor, log, extend, alarms, alarmRules, sinks: sinkService, stages }).listen({ hostname: config.http.host, port: config.http.port });
   const url = `http://${config.http.host}:${app.server!.port}`;
   log.info({ url, mode: config.mode, gatewayId: config.gateway_id }, "gateway serving");

@@ -1,6 +1,7 @@
 import { can, type Permission } from "../src/auth/permissions.ts";
 import type { AuthService, Principal } from "../src/auth/service.ts";
 import type { HealthProbe } from "../src/api/health/service.ts";
+import type { SinkService } from "../src/api/sinks/service.ts";
 import type { StreamStage } from "../src/api/topology/service.ts";
 import type { ApplianceConfig } from "../src/config/schema.ts";
 import type { Db } from "../src/db/client.ts";
@@ -21,6 +22,8 @@ export interface UiDeps {
   stages?: () => StreamStage[];
   /** The sinks this appliance runs now (from its config file and the control DB). */
   runningSinks?: () => RunningSinkState[];
+  /** Connection tests of sinks (the Sinks page's button); absent where none can run. */
+  sinkService?: SinkService;
   /** Applies a saved pipeline change now rather than at the next reconcile tick. */
   reconcileNow?: () => Promise<void>;
 }

@@ -127,6 +127,7 @@ export const ROUTE_PERMISSIONS: Record<string, RouteRule> = {
   "GET /tags/rows": "dashboards:read",
   "GET /live/tags": "dashboards:read",
   "GET /sinks": "sinks:read",
+  "POST /sinks/:id/test": "sinks:write",
   "GET /alarms": "alarms:read",
   "POST /alarms/:id/ack": "alarms:ack",
   "POST /alarms/:id/suppress": "alarms:ack",

@@ -145,6 +145,8 @@ describe.skipIf(!kafkaUp || !pgUp)("sinks run by gateway serve", () => {
       expect(page).toContain("Historian");
       expect(page).toContain("control DB v1");
       expect(page.match(/badge-ok">running</g)?.length).toBe(2);
+      // The config file's sink is tested from the file's config (it is in no DB row).
+      expect(await request("POST", `/sinks/${file.base}/test`).then((r) => r.text())).toMatch(/reachable.*PostgreSQL \d+/s);
       // /api/v1/health: both sinks with their state, and their groups' lag (0 once the rows are committed).
       await waitFor(
         async () => {

@@ -29,9 +29,9 @@ export async function testApp(options: { databaseUrl?: string; bodyLimit?: numbe
   const supervisor = new Supervisor({ log });
   const db = () => controlDb.db;
   // The web UI too, so the RBAC matrix covers its pages (no Kafka tail here: live views are empty).
-  const extend = uiRoutes({ config, auth, db, supervisor, probes: [], log });
-  const alarmRules = new AlarmRuleService(db, config.gateway_id, options.alarmRulesChanged);
   const sinks = new SinkService(db, config, log, options.sinksChanged);
+  const extend = uiRoutes({ config, auth, db, supervisor, probes: [], log, sinkService: sinks });
+  const alarmRules = new AlarmRuleService(db, config.gateway_id, options.alarmRulesChanged);
   const app = buildApp({ config, probes: [], metrics: createMetricsRegistry(), auth, db, supervisor, log, extend, alarmRules, sinks });
   const tokens = {} as Record<Role, string>;
   for (const role of ["Operator", "Engineer", "Admin", "Copilot"] as Role[]) {

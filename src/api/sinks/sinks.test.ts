@@ -136,6 +136,20 @@ describe.each([
     }
   });
 
+  test.skipIf(skip || !TARGET_DB)("the Sinks page tests a sink's connection in place, for those who may change sinks", async () => {
+    await call("POST", "/api/v1/sinks", { body: { config: sinkConfig({ sink_id: "page_down" }) } });
+    await call("POST", "/api/v1/sinks", { body: { config: sinkConfig({ sink_id: "page_up", target: { url: TARGET_DB } }) } });
+    const pageAs = (token: string) => t.request("GET", "/sinks", { token }).then((r) => r.text());
+    expect(await pageAs(t.tokens.Engineer)).toContain('hx-post="/sinks/page_down/test"');
+    expect(await pageAs(t.tokens.Operator)).not.toContain("Test connection");
+    const test = (id: string, token = t.tokens.Engineer) => t.request("POST", `/sinks/${id}/test`, { token, headers: { "hx-request": "true" } });
+    const down = await test("page_down");
+    expect(down.status).toBe(200);
+    expect(await down.text()).toMatch(/failed.*ECONNREFUSED/s);
+    expect(await (await test("page_up")).text()).toMatch(/reachable.*PostgreSQL \d+/s);
+    expect((await test("page_up", t.tokens.Operator)).status).toBe(403);
+  });
+
   test.skipIf(skip)("a PUT whose config names another sink_id is refused on that field", async () => {
     const response = await call("PUT", "/api/v1/sinks/one", { body: { config: sinkConfig({ sink_id: "other" }) } });
     expect(response).toMatchObject({ status: 422, body: { error: { fields: [{ path: "config.sink_id", message: 'expected "one" (the id in the URL), got "other"' }] } } });
