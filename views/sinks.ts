@@ -10,7 +10,7 @@ import { handle, page } from "./http.ts";
 import { badge, emptyState, htmlResponse } from "./layout.ts";
 
 /** A sink's connection test, where its button was: what was reached, or why not. */
-export function connectionTestResult(result: ConnectionTestResult): Html {
+function connectionTestResult(result: ConnectionTestResult): Html {
   return html`${badge(result.ok ? "reachable" : "failed", result.ok ? "ok" : "bad")} <span class="small">${result.detail}</span> <span class="muted small">${result.elapsed_ms} ms</span>`;
 }
 
@@ -22,8 +22,9 @@ function testButton(viewer: Viewer, id: string): Html {
 }
 
 /**
- * Read-only: every sink this appliance knows — those stored in the control DB (created through
- * /api/v1/sinks) and those of its config file (`sinks:`) — with the state of the ones running here.
+ * Every sink this appliance knows — those stored in the control DB (created through
+ * /api/v1/sinks) and those of its config file (`sinks:`) — with the state of the ones running here
+ * and a connection test; sinks are changed through the API.
  */
 export function sinkPages(deps: UiDeps) {
   return new Elysia({ name: "ui-sinks", detail: { hide: true } }).get(
