@@ -1,9 +1,10 @@
 import { ConfigError } from "../../config/schema-errors.ts";
 import type { Db } from "../../db/client.ts";
-import { deleteAlarmRuleVersioned, getAlarmRule, listAlarmRules, listConfigVersions, upsertAlarmRuleVersioned, VersionConflictError } from "../../db/repo.ts";
+import { deleteAlarmRuleVersioned, getAlarmRule, listAlarmRules, listConfigVersions, upsertAlarmRuleVersioned } from "../../db/repo.ts";
 import type { AlarmRuleRow } from "../../db/schema.ts";
 import { parseAlarmRule, type AlarmRule } from "../../streams/alarms/rules.ts";
-import { ApiError, invalid, notFound } from "../errors.ts";
+import { invalid, notFound } from "../errors.ts";
+import { versionConflictAnswer } from "../etag.ts";
 import type { Page } from "../pipelines/service.ts";
 
 /**
@@ -84,11 +85,7 @@ export class AlarmRuleService {
       if (result.changed) this.changed();
       return toAlarmRuleView(result.row);
     } catch (error) {
-      if (error instanceof VersionConflictError) {
-        if (expectedVersion === 0) throw new ApiError(409, "already_exists", `alarm rule ${rule.id} already exists; use PUT to change it`);
-        throw new ApiError(412, "version_conflict", error.message);
-      }
-      throw error;
+      throw versionConflictAnswer(error, `alarm rule ${rule.id}`, expectedVersion === 0);
     }
   }
 
@@ -98,8 +95,7 @@ export class AlarmRuleService {
       const removed = await deleteAlarmRuleVersioned(this.db(), id, actor, ip, expectedVersion === undefined ? {} : { expectedVersion });
       if (!removed) throw notFound(`alarm rule ${id}`);
     } catch (error) {
-      if (error instanceof VersionConflictError) throw new ApiError(412, "version_conflict", error.message);
-      throw error;
+      throw versionConflictAnswer(error, `alarm rule ${id}`, false);
     }
     this.changed();
   }

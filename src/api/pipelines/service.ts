@@ -2,12 +2,13 @@ import type { ApplianceConfig, DeclaredPipeline } from "../../config/schema.ts";
 import { ADAPTERS } from "../../adapters.ts";
 import { parseAdapterConfig } from "../../adapter-runtime/config.ts";
 import type { Db } from "../../db/client.ts";
-import { deletePipelineVersioned, getPipeline, listConfigVersions, listPipelines, upsertPipelineVersioned, VersionConflictError } from "../../db/repo.ts";
+import { deletePipelineVersioned, getPipeline, listConfigVersions, listPipelines, upsertPipelineVersioned } from "../../db/repo.ts";
 import type { Pipeline } from "../../db/schema.ts";
 import type { Logger } from "../../log/logger.ts";
 import type { Sample } from "../../registry.ts";
 import { completeAdapterConfig, validateAdapterConfig } from "../../supervisor/pipelines.ts";
 import { ApiError, invalid, notFound } from "../errors.ts";
+import { versionConflictAnswer } from "../etag.ts";
 
 /** The API's view of a pipeline: the config file's shape plus bookkeeping. */
 export interface PipelineView extends DeclaredPipeline {
@@ -90,11 +91,7 @@ export class PipelineService {
       );
       return { view: toView(result.pipeline), created: result.pipeline.version === 1 && result.changed };
     } catch (error) {
-      if (error instanceof VersionConflictError) {
-        if (expectedVersion === 0) throw new ApiError(409, "already_exists", `pipeline ${body.id} already exists; use PUT to change it`);
-        throw new ApiError(412, "version_conflict", error.message);
-      }
-      throw error;
+      throw versionConflictAnswer(error, `pipeline ${body.id}`, expectedVersion === 0);
     }
   }
 

@@ -1,13 +1,14 @@
 import type { ApplianceConfig } from "../../config/schema.ts";
 import { ConfigError, schemaErrors } from "../../config/schema-errors.ts";
 import type { Db } from "../../db/client.ts";
-import { deleteSinkVersioned, getSink, listConfigVersions, listSinks, upsertSinkVersioned, VersionConflictError } from "../../db/repo.ts";
+import { deleteSinkVersioned, getSink, listConfigVersions, listSinks, upsertSinkVersioned } from "../../db/repo.ts";
 import type { JsonObject, Sink } from "../../db/schema.ts";
 import type { Logger } from "../../log/logger.ts";
 import { parseApplianceSink } from "../../sinks/appliance.ts";
 import type { ConnectionTestResult, SinkConfig } from "../../sinks/define.ts";
 import { sinkDefinition } from "../../sinks/registry.ts";
-import { ApiError, invalid, notFound } from "../errors.ts";
+import { invalid, notFound } from "../errors.ts";
+import { versionConflictAnswer } from "../etag.ts";
 import type { Page } from "../pipelines/service.ts";
 import { type SinkBody, SinkBodySchema } from "./model.ts";
 
@@ -126,11 +127,7 @@ export class SinkService {
       if (result.changed) this.changed();
       return toSinkView(result.row);
     } catch (error) {
-      if (error instanceof VersionConflictError) {
-        if (expectedVersion === 0) throw new ApiError(409, "already_exists", `sink ${sink.id} already exists; use PUT to change it`);
-        throw new ApiError(412, "version_conflict", error.message);
-      }
-      throw error;
+      throw versionConflictAnswer(error, `sink ${sink.id}`, expectedVersion === 0);
     }
   }
 
@@ -140,8 +137,7 @@ export class SinkService {
       const removed = await deleteSinkVersioned(this.db(), id, actor, ip, expectedVersion === undefined ? {} : { expectedVersion });
       if (!removed) throw notFound(`sink ${id}`);
     } catch (error) {
-      if (error instanceof VersionConflictError) throw new ApiError(412, "version_conflict", error.message);
-      throw error;
+      throw versionConflictAnswer(error, `sink ${id}`, false);
     }
     this.changed();
   }
