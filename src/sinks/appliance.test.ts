@@ -72,6 +72,20 @@ describe.skipIf(!kafkaUp || !pgUp)("sinks run by gateway serve", () => {
     topics.push(`${base}.telemetry.clean`, `${base}.dlq`);
     return { base, schema, input: `${base}.telemetry.clean`, dlq: `${base}.dlq` };
   };
+  type Names = ReturnType<typeof names>;
+  const sinkOf = (n: Names, kafka: Record<string, unknown> = {}) => ({
+    sink_id: n.base,
+    type: "postgres",
+    kafka: { topics: [n.input], ...kafka },
+    batch: { max_wait_ms: 100 },
+    dlq: { topic: n.dlq },
+    target: { url: PG_URL, schema: n.schema },
+  });
+  const applianceWith = (overrides: Record<string, unknown>) =>
+    loadApplianceConfig({
+      env: {},
+      overrides: { data_dir: mkdtempSync(join(tmpdir(), "gw-sinks-")), http: { port: 0 }, kafka: { bootstrap_servers: [KAFKA_BOOTSTRAP] }, streams: { enabled: false }, ...overrides },
+    });
   const rows = async (schema: string) => {
     try {
       const [row] = await sql.unsafe(`select count(*)::int as n from ${schema}.telemetry_timeseries`);
@@ -87,15 +101,11 @@ describe.skipIf(!kafkaUp || !pgUp)("sinks run by gateway serve", () => {
   });
 
   test("a postgres sink in the config writes the readings, and its rows and lag are on the appliance's /metrics", async () => {
-    const { base, schema, input, dlq } = names();
+    const n = names();
+    const { base, schema, input, dlq } = n;
     await createTopics(connection, { [input]: 2, [dlq]: 1 });
     await produce(connection, readingRecords(input, 0, 50));
-    const sink = { sink_id: base, type: "postgres", kafka: { topics: [input], lag_interval_ms: 500 }, batch: { max_wait_ms: 100 }, dlq: { topic: dlq }, target: { url: PG_URL, schema } };
-    const config = loadApplianceConfig({
-      env: {},
-      overrides: { data_dir: mkdtempSync(join(tmpdir(), "gw-sinks-")), http: { port: 0 }, kafka: { bootstrap_servers: [KAFKA_BOOTSTRAP] }, streams: { enabled: false }, sinks: [sink] },
-    });
-    const running = await serve(config, log);
+    const running = await serve(applianceWith({ sinks: [sinkOf(n, { lag_interval_ms: 500 })] }), log);
     try {
       await waitFor(async () => (await rows(schema)) === 50, 30_000, "50 rows in PostgreSQL");
       await produce(connection, readingRecords(input, 50, 60));
@@ -113,19 +123,8 @@ describe.skipIf(!kafkaUp || !pgUp)("sinks run by gateway serve", () => {
     const file = names();
     const api = names();
     await createTopics(connection, { [file.input]: 1, [file.dlq]: 1, [api.input]: 1, [api.dlq]: 1 });
-    const sinkOf = (n: ReturnType<typeof names>) => ({ sink_id: n.base, type: "postgres", kafka: { topics: [n.input] }, batch: { max_wait_ms: 100 }, dlq: { topic: n.dlq }, target: { url: PG_URL, schema: n.schema } });
-    const config = loadApplianceConfig({
-      env: {},
-      overrides: {
-        data_dir: mkdtempSync(join(tmpdir(), "gw-sinks-")),
-        http: { port: 0 },
-        kafka: { bootstrap_servers: [KAFKA_BOOTSTRAP] },
-        streams: { enabled: false },
-        // A long tick: the API's change must be what starts and stops the sink.
-        supervisor: { reconcile_interval_ms: 600_000 },
-        sinks: [sinkOf(file)],
-      },
-    });
+    // A long reconcile tick: the API's change must be what starts and stops the sink.
+    const config = applianceWith({ supervisor: { reconcile_interval_ms: 600_000 }, sinks: [sinkOf(file)] });
     const password = "sinks-test-admin-password";
     process.env.GATEWAY_ADMIN_PASSWORD = password;
     const running = await serve(config, log);
@@ -182,7 +181,6 @@ describe.skipIf(!kafkaUp || !pgUp)("sinks run by gateway serve", () => {
     const file = names();
     const db = names();
     await createTopics(connection, { [file.input]: 1, [file.dlq]: 1, [db.input]: 1, [db.dlq]: 1 });
-    const sinkOf = (n: ReturnType<typeof names>) => ({ sink_id: n.base, type: "postgres", kafka: { topics: [n.input] }, batch: { max_wait_ms: 100 }, dlq: { topic: n.dlq }, target: { url: PG_URL, schema: n.schema } });
     let stored: StoredSink[] = [];
     const running = startApplianceSinks(
       { file: parseApplianceSinks([sinkOf(file)], connection), kafka: connection, stored: { load: async () => stored, intervalMs: 60_000 } },
@@ -221,9 +219,10 @@ describe.skipIf(!kafkaUp || !pgUp)("sinks run by gateway serve", () => {
   }, 90_000);
 
   test("a sink that cannot start yet (its DLQ topic missing) keeps trying, and runs once the topic is there", async () => {
-    const { base, schema, input, dlq } = names();
+    const n = names();
+    const { base, schema, input, dlq } = n;
     await createTopics(connection, { [input]: 1 });
-    const [sink] = parseApplianceSinks([{ sink_id: base, type: "postgres", kafka: { topics: [input] }, batch: { max_wait_ms: 100 }, dlq: { topic: dlq }, target: { url: PG_URL, schema } }], connection);
+    const [sink] = parseApplianceSinks([sinkOf(n)], connection);
     const running = startApplianceSinks({ file: [sink!], kafka: connection }, { log, metrics: createMetricsRegistry({}) });
     try {
       await Bun.sleep(1500);
