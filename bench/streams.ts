@@ -43,7 +43,7 @@
  * CPU % = (utime + stime) delta / wall time from /proc/<pid>/stat (100 % = one core); RSS = VmRSS.
  * The machine is shared: every phase records the 1-minute load average at its start and the
  * whole-machine busy % during it. Progress on stderr, Markdown on stdout, everything with --json FILE;
- * --cpu-prof DIR writes a .cpuprofile and a Markdown summary per throughput worker.
+ * --cpu-prof DIR writes a .cpuprofile and a Markdown summary per worker (throughput and latency phases).
  */
 import { Admin, Consumer, FetchIsolationLevels, MessagesStreamModes, Producer } from "@platformatic/kafka";
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
@@ -973,7 +973,7 @@ async function latencyPhase(prefix: string, variant: Variant, RATE: number): Pro
   // Every tag at 1 Hz (the rules' expected interval), so a lower rate means fewer tags, not gaps.
   const TAGS_L = Math.min(TAGS, RATE);
   log(`latency: quality worker (${variant}) on core ${CORE}; ${RATE} msgs/s over ${TAGS_L} tags for ${LAT_WARMUP} + ${LAT_SECONDS} s`);
-  const worker = spawnWorker("quality", prefix, "lat1", variant);
+  const worker = spawnWorker("quality", prefix, "lat1", variant, !!profDir);
   const latencyGroup = `bench-latency-${crypto.randomUUID()}`;
   throwawayGroups.push(latencyGroup);
   const consumer = spawn(
