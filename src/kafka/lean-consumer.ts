@@ -1,4 +1,4 @@
-import { ConnectionPool, Consumer, FetchIsolationLevels, ListOffsetTimestamps, type ConsumerGroupJoinPayload, type fetchV17 } from "@platformatic/kafka";
+import { ConnectionPool, Consumer, FetchIsolationLevels, ListOffsetTimestamps, type ConsumerGroupJoinPayload, type fetchV17, type GroupPartitionsAssigner } from "@platformatic/kafka";
 import { baseClientOptions } from "./connection.ts";
 import { ContiguousBytes, decodeRecordBatches, fetchRecordsApi } from "./fetch-records.ts";
 import { assignmentLag, byTopic, commitOwned, tpKey, type GroupConsumerHandlers, type GroupConsumerOptions, type PartitionLag, type TopicPartition, type TopicPartitionOffset } from "./group-consumer.ts";
@@ -21,7 +21,22 @@ const LEADER_CHANGED = new Set([
 const LEADER_RETRY_MS = 200;
 
 /** GroupBatchConsumer's options but the stream's buffer: here the fetch sizes bound what is held. */
-export type LeanGroupConsumerOptions = Omit<GroupConsumerOptions, "highWaterMark">;
+export interface LeanGroupConsumerOptions extends Omit<GroupConsumerOptions, "highWaterMark"> {
+  /** Bytes per partition in one fetch (default 1 MiB). */
+  partitionMaxBytes?: number;
+  /** Bytes per fetch (default 8 MiB). */
+  fetchMaxBytes?: number;
+  /** How the group spreads partitions over members; default: the client's round robin. */
+  partitionAssigner?: GroupPartitionsAssigner;
+}
+
+/** Who this member is in the group, as a transactional offset commit must say (KIP-447). */
+export interface GroupMembership {
+  groupId: string;
+  memberId: string;
+  generationId: number;
+  coordinatorId: number;
+}
 
 /**
  * The same consumer-group member as GroupBatchConsumer (manual commits of next-offsets for owned
@@ -70,6 +85,7 @@ export class LeanGroupConsumer {
       sessionTimeout: o.sessionTimeoutMs ?? 10_000,
       heartbeatInterval: o.heartbeatIntervalMs ?? 1000,
       ...(o.instanceId ? { groupInstanceId: o.instanceId } : {}),
+      ...(o.partitionAssigner ? { partitionAssigner: o.partitionAssigner } : {}),
     });
     this.#consumer = consumer;
     this.#handlers = handlers;
@@ -151,7 +167,7 @@ export class LeanGroupConsumer {
       if (!topics) requests.set(leader, (topics = new Map()));
       let entry = topics.get(topic);
       if (!entry) topics.set(topic, (entry = { topicId: info.id, partitions: [] }));
-      entry.partitions.push({ partition, fetchOffset: this.#positions.get(tpKey(topic, partition))!, partitionMaxBytes: PARTITION_MAX_BYTES, currentLeaderEpoch: -1, lastFetchedEpoch: -1 });
+      entry.partitions.push({ partition, fetchOffset: this.#positions.get(tpKey(topic, partition))!, partitionMaxBytes: this.#options.partitionMaxBytes ?? PARTITION_MAX_BYTES, currentLeaderEpoch: -1, lastFetchedEpoch: -1 });
     }
     const maxWait = this.#options.maxWaitMs ?? 200;
     let leaderChanged = requests.size === 0;
@@ -165,7 +181,7 @@ export class LeanGroupConsumer {
         }
         const connection = await this.#pool!.get(broker);
         // Sessionless (id 0, epoch -1): every request names all its partitions and their offsets.
-        const result = await fetchRecordsApi.async(connection, maxWait, 1, FETCH_MAX_BYTES, FetchIsolationLevels.READ_COMMITTED, 0, -1, [...topics.values()], [], "");
+        const result = await fetchRecordsApi.async(connection, maxWait, 1, this.#options.fetchMaxBytes ?? FETCH_MAX_BYTES, FetchIsolationLevels.READ_COMMITTED, 0, -1, [...topics.values()], [], "");
         if (generation !== this.#generation) return;
         for (const response of result.responses) {
           const topic = names.get(response.topicId);
@@ -221,6 +237,18 @@ export class LeanGroupConsumer {
 
   get assignments(): TopicPartition[] {
     return [...this.#assignment];
+  }
+
+  /** As of now; read it in onAssignment for the membership the records delivered after it were fetched under. */
+  get membership(): GroupMembership | undefined {
+    const consumer = this.#consumer;
+    if (!consumer?.memberId || consumer.coordinatorId === null) return undefined;
+    return { groupId: consumer.groupId, memberId: consumer.memberId, generationId: consumer.generationId, coordinatorId: consumer.coordinatorId };
+  }
+
+  /** The group client, for a transaction's AddOffsetsToTxn (which names its group). */
+  get client(): Consumer | undefined {
+    return this.#consumer;
   }
 
   isAssigned(topic: string, partition: number): boolean {

@@ -1,22 +1,18 @@
 import {
   ConnectionPool,
-  Consumer,
-  FetchIsolationLevels,
-  MessagesStreamModes,
   ProduceAcks,
   Producer,
-  stringDeserializers,
   stringSerializers,
   txnOffsetCommitV4,
   type GroupPartitionsAssigner,
   type GroupPartitionsAssignments,
   type Message,
-  type MessageConsumerMetadata,
-  type MessagesStream,
 } from "@platformatic/kafka";
 import type { Logger } from "../log/logger.ts";
 import { KafkaAdmin } from "./admin.ts";
 import { baseClientOptions, retriable, TRANSACTIONAL_RETRIES, transactionalRetryDelay, transactionalRetryOptions, type KafkaConnection } from "./connection.ts";
+import type { TopicPartition } from "./group-consumer.ts";
+import { LeanGroupConsumer, type GroupMembership } from "./lean-consumer.ts";
 import { keyPartitioner } from "./partitioner.ts";
 import type { OutgoingRecord } from "./producer.ts";
 import { readPartition } from "./reader.ts";
@@ -77,10 +73,10 @@ export interface ProcessorOptions {
  */
 const DEFAULT_MAX_BATCH = 20_000;
 /**
- * Bytes per fetch, and per partition in it (~35,000 readings). The client's default (50 MB) decodes
- * ~100,000 records at once into message objects that all stay alive until processed: the validator
- * grew to 1.5-1.9 GB RSS on a backlog and spent its time collecting them. A partition may fill a
- * whole fetch, so a batch holds runs of one partition's keys and writes one state record per key.
+ * Bytes per fetch, and per partition in it (~35,000 readings). The client's default (50 MB) decoded
+ * ~100,000 records at once that all stayed alive until processed: the validator grew to 1.5-1.9 GB
+ * RSS on a backlog and spent its time collecting them. A partition may fill a whole fetch, so a
+ * batch holds runs of one partition's keys and writes one state record per key.
  */
 const FETCH_MAX_BYTES = 16 << 20;
 /**
@@ -91,6 +87,7 @@ const DEFAULT_MAX_WAIT_MS = 10;
 const RESTART_DELAY_MS = 1000;
 
 type StringMessage = Message<string, string, string, string>;
+type TopicPartitions = { topic: string; partitions: number[] };
 type StringTransaction = Awaited<ReturnType<Producer<string, string, string, string>["beginTransaction"]>>;
 
 export function toConsumed(message: StringMessage): ConsumedRecord {
@@ -112,6 +109,8 @@ export function toConsumed(message: StringMessage): ConsumedRecord {
  * output is never duplicated or lost. On a rebalance, a batch read under an old generation fails its
  * offset commit, which aborts it like any other failure; and a partition's new owner starts after the
  * offsets of the previous owner's last transaction once that is decided (see #claimNewPartitions).
+ * Input comes through LeanGroupConsumer: records decoded straight from the fetched record batches,
+ * which costs a fraction of the client's message stream (BENCHMARKS.md).
  */
 export class TransactionalProcessor {
   readonly #options: ProcessorOptions;
@@ -119,11 +118,13 @@ export class TransactionalProcessor {
   readonly #maxWaitMs: number;
   #producer: Producer<string, string, string, string> | undefined;
   #admin: KafkaAdmin | undefined;
-  #consumer: Consumer<string, string, string, string> | undefined;
+  #consumer: LeanGroupConsumer | undefined;
+  /** The assignment and membership of the latest join; every record in #pending was fetched under them. */
+  #assignments: TopicPartitions[] = [];
+  #membership: GroupMembership | undefined;
   /** A connection of its own to the group coordinator, for #commitOffsets. */
   #offsetsPool: ConnectionPool | undefined;
-  #stream: MessagesStream<string, string, string, string> | undefined;
-  #pending: StringMessage[] = [];
+  #pending: ConsumedRecord[] = [];
   #timer: ReturnType<typeof setTimeout> | undefined;
   #flushing: Promise<void> = Promise.resolve();
   /** The latest batch's commit (see #flush), running while the next batch is processed; false when it failed. */
@@ -170,13 +171,13 @@ export class TransactionalProcessor {
 
   #scheduleTick(): void {
     // Only when idle: a batch in hand or due gets processed first, and its `process` call sees the same clock.
-    if (this.#stopped || this.#restarting || this.#ticking || !this.#stream || this.#pending.length > 0 || this.#timer) return;
+    if (this.#stopped || this.#restarting || this.#ticking || !this.#consumer || this.#pending.length > 0 || this.#timer) return;
     this.#ticking = true;
     this.#flushing = this.#flushing.then(() => this.#tick()).finally(() => (this.#ticking = false));
   }
 
   async #tick(): Promise<void> {
-    if (this.#stopped || this.#restarting || !this.#stream || this.#pending.length > 0) return;
+    if (this.#stopped || this.#restarting || !this.#consumer || this.#pending.length > 0) return;
     if (!(await this.#committing)) return;
     let transaction: StringTransaction | undefined;
     try {
@@ -229,40 +230,44 @@ export class TransactionalProcessor {
     this.#failed = false;
     this.#session++;
     await this.#options.onRestart?.();
-    this.#consumer = new Consumer({
-      ...baseClientOptions(connection, `${groupId}-consumer`),
+    const consumer = new LeanGroupConsumer({
+      connection,
       groupId,
-      isolationLevel: FetchIsolationLevels.READ_COMMITTED,
-      autocommit: false,
-      deserializers: stringDeserializers,
+      topics: inputTopics,
+      role: `${groupId}-consumer`,
+      startFrom: "earliest",
       // Static membership: a restarted instance takes its partitions back at once instead of
       // waiting for its previous incarnation's session to expire.
-      groupInstanceId: this.#options.transactionalId,
-      sessionTimeout: 10_000,
-      heartbeatInterval: 1000,
+      instanceId: this.#options.transactionalId,
+      sessionTimeoutMs: 10_000,
+      heartbeatIntervalMs: 1000,
+      maxWaitMs: 100,
+      fetchMaxBytes: FETCH_MAX_BYTES,
+      partitionMaxBytes: FETCH_MAX_BYTES,
       ...(this.#options.partitionAssigner ? { partitionAssigner: this.#options.partitionAssigner } : {}),
     });
-    this.#stream = await this.#consumer.consume({
-      topics: inputTopics,
-      mode: MessagesStreamModes.COMMITTED,
-      fallbackMode: MessagesStreamModes.EARLIEST,
-      autocommit: false,
-      isolationLevel: FetchIsolationLevels.READ_COMMITTED,
-      maxWaitTime: 100,
-      maxBytes: FETCH_MAX_BYTES,
-      maxBytesPerPartition: FETCH_MAX_BYTES,
+    this.#consumer = consumer;
+    await consumer.start({
+      onAssignment: (assigned) => {
+        this.#assignments = groupByTopic(assigned);
+        this.#membership = consumer.membership;
+        // Records fetched under the previous generation: the consumer fetches every partition again
+        // from its committed offset, and a batch must not mix generations (see #commitOffsets).
+        this.#pending = [];
+        consumer.resume();
+      },
+      onRecord: (record) => {
+        this.#pending.push(record);
+        if (this.#pending.length >= this.#maxBatch) {
+          // Backpressure: a backlog must not pile up in memory and then go out as one transaction
+          // too large for the broker to accept.
+          consumer.pause();
+          this.#scheduleFlush(0);
+        } else if (!this.#timer) this.#scheduleFlush(this.#maxWaitMs);
+      },
+      // After the batch in hand: `process` may be asynchronous, and a restart drops the state it works on.
+      onError: (error) => void this.#flushing.then(() => this.#restart(`consumer error: ${error.message}`)),
     });
-    this.#stream.on("data", (message: StringMessage) => {
-      this.#pending.push(message);
-      if (this.#pending.length >= this.#maxBatch) {
-        // Backpressure: a backlog must not pile up in memory and then go out as one transaction
-        // too large for the broker to accept.
-        this.#stream?.pause();
-        this.#scheduleFlush(0);
-      } else if (!this.#timer) this.#scheduleFlush(this.#maxWaitMs);
-    });
-    // After the batch in hand: `process` may be asynchronous, and a restart drops the state it works on.
-    this.#stream.on("error", (error: Error) => void this.#flushing.then(() => this.#restart(`stream error: ${error.message}`)));
   }
 
   #scheduleFlush(delay: number): void {
@@ -286,13 +291,14 @@ export class TransactionalProcessor {
     if (this.#pending.length === 0 || this.#stopped || this.#restarting || this.#failed) return;
     // At most maxBatch per transaction, whatever one fetch delivered.
     const batch = this.#pending.splice(0, this.#maxBatch);
-    // The stream keeps fetching while this batch is processed and committed (it pauses itself once
+    // The consumer keeps fetching while this batch is processed and committed (it is paused once
     // maxBatch records wait), so the next batch is in hand when this one is done.
-    const stream = this.#stream!;
+    const consumer = this.#consumer!;
+    const membership = this.#membership;
     const previous = this.#committing;
-    const assignment = assignmentKey(this.#consumer?.assignments ?? []);
+    const assignment = assignmentKey(this.#assignments);
     let transaction: StringTransaction | undefined;
-    let mine: StringMessage[];
+    let mine: ConsumedRecord[];
     let outputs: OutgoingRecord[];
     try {
       if (assignment !== this.#committingAssignment) {
@@ -306,7 +312,7 @@ export class TransactionalProcessor {
       // Taken now, not at commit: the next batch is filtered before this one commits. A failure
       // restarts from committed offsets and forgets these.
       for (const last of lastPerPartition(mine)) this.#processedUpTo.set(`${last.topic}:${last.partition}`, last.offset);
-      outputs = await this.#options.process(mine.map(toConsumed));
+      outputs = await this.#options.process(mine);
     } catch (error) {
       // A failed previous batch has its restart under way already.
       if (!(await previous)) return;
@@ -319,14 +325,14 @@ export class TransactionalProcessor {
       return;
     }
     this.#committingAssignment = assignment;
-    this.#committing = this.#commitBatch(previous, transaction, mine, outputs);
+    this.#committing = this.#commitBatch(previous, transaction, mine, outputs, membership);
     // The next batch closes when full or maxWaitMs from now, while this one commits: a commit that
     // takes longer hides the wait, and a fast one does not make every transaction a tiny one (each
     // costs the broker markers on every partition it wrote).
     if (this.#pending.length >= this.#maxBatch) this.#scheduleFlush(0);
     else {
       if (this.#pending.length > 0) this.#scheduleFlush(this.#maxWaitMs);
-      stream.resume();
+      consumer.resume();
     }
     // The next batch is processed while this one commits, never further ahead: it starts once the
     // previous batch has committed (and this one's commit has begun).
@@ -334,16 +340,18 @@ export class TransactionalProcessor {
   }
 
   /** Commits a processed batch after the previous one; false (and a restart under way) if either failed. */
-  async #commitBatch(previous: Promise<boolean>, begun: StringTransaction | undefined, mine: StringMessage[], outputs: OutgoingRecord[]): Promise<boolean> {
+  async #commitBatch(previous: Promise<boolean>, begun: StringTransaction | undefined, mine: ConsumedRecord[], outputs: OutgoingRecord[], membership: GroupMembership | undefined): Promise<boolean> {
     if (!(await previous)) return false;
     let transaction = begun;
     try {
       transaction ??= await this.#producer!.beginTransaction();
-      await transaction.addConsumer(this.#consumer!);
+      const group = this.#consumer?.client;
+      if (!group) throw new Error("the consumer was closed");
+      await transaction.addConsumer(group);
       // Outputs go to their partitions' leaders and offsets to the group coordinator; neither waits
       // for the other, and both are in before EndTxn. The transaction is only ended (either way)
       // once both have settled, so nothing of it is still in flight when it is aborted.
-      const settled = await Promise.allSettled([sendInChunks(transaction, outputs), this.#commitOffsets(lastPerPartition(mine))]);
+      const settled = await Promise.allSettled([sendInChunks(transaction, outputs), this.#commitOffsets(lastPerPartition(mine), membership)]);
       for (const result of settled) if (result.status === "rejected") throw result.reason;
       await transaction.commit();
       this.committedBatches++;
@@ -367,17 +375,14 @@ export class TransactionalProcessor {
    * client's addOffset sends one request per partition and they must be awaited in turn (it merges
    * concurrent calls into one request that carries only the first offset): 6 round trips for
    * telemetry.raw alone, the longest path of every commit. The request is the one addOffset sends
-   * (this producer's transactional id, id and epoch; the records' group generation and member id;
-   * no leader epoch), to the group coordinator, for every partition at once.
+   * (this producer's transactional id, id and epoch; the group generation and member id the records
+   * were fetched under; no leader epoch), to the group coordinator, for every partition at once. A
+   * member that has rejoined since is refused (ILLEGAL_GENERATION), which aborts the batch.
    */
-  async #commitOffsets(lasts: StringMessage[]): Promise<void> {
+  async #commitOffsets(lasts: ConsumedRecord[], membership: GroupMembership | undefined): Promise<void> {
     if (lasts.length === 0) return;
-    const member = (m: StringMessage) => m.metadata.consumer as MessageConsumerMetadata;
-    const { groupId, generationId, memberId, coordinatorId } = member(lasts[0]!);
-    // A batch that spans a rebalance cannot commit as one member: fail it, like the stale half would.
-    if (lasts.some((m) => member(m).generationId !== generationId || member(m).memberId !== memberId)) {
-      throw new Error("batch spans a group generation change");
-    }
+    if (!membership) throw new Error("records without a group membership");
+    const { groupId, generationId, memberId, coordinatorId } = membership;
     const producer = this.#producer!;
     const { connection: settings, transactionalId } = this.#options;
     this.#offsetsPool ??= new ConnectionPool(`${settings.client_id}-${transactionalId}-offsets`, { connectTimeout: settings.request_timeout_ms, requestTimeout: settings.request_timeout_ms });
@@ -410,8 +415,8 @@ export class TransactionalProcessor {
    * revoked ones. Returns a filter for records of partitions this member still owns; the rest
    * belong to the new owner.
    */
-  async #syncAssignment(): Promise<(m: StringMessage) => boolean> {
-    const assignments = this.#consumer?.assignments ?? [];
+  async #syncAssignment(): Promise<(m: ConsumedRecord) => boolean> {
+    const assignments = this.#assignments;
     await this.#claimNewPartitions(assignments);
     const state = this.#options.state;
     if (state) {
@@ -440,7 +445,7 @@ export class TransactionalProcessor {
    * require_stable waits until that transaction is decided; records at or below the answer are
    * skipped. This runs before the changelog is read, so state and offsets come from the same point.
    */
-  async #claimNewPartitions(assignments: { topic: string; partitions: number[] }[]): Promise<void> {
+  async #claimNewPartitions(assignments: TopicPartitions[]): Promise<void> {
     const current = new Set(assignments.flatMap((a) => a.partitions.map((p) => `${a.topic}:${p}`)));
     for (const key of this.#claimed) {
       if (current.has(key)) continue;
@@ -504,10 +509,11 @@ export class TransactionalProcessor {
     if (this.#timer) clearTimeout(this.#timer);
     this.#timer = undefined;
     this.#pending = [];
-    await this.#stream?.close().catch(() => undefined);
-    await this.#consumer?.close(true).catch(() => undefined);
-    this.#stream = undefined;
+    const consumer = this.#consumer;
     this.#consumer = undefined;
+    this.#assignments = [];
+    this.#membership = undefined;
+    await consumer?.close().catch(() => undefined);
   }
 
   /** Graceful: the batch in flight commits, then the group is left. */
@@ -562,14 +568,20 @@ async function sendInChunks(transaction: StringTransaction, outputs: OutgoingRec
   for (const chunk of produceChunks(outputs)) await transaction.send({ messages: chunk });
 }
 
-const assignmentKey = (assignments: { topic: string; partitions: number[] }[]) => assignments.map((a) => `${a.topic}:${a.partitions.join(",")}`).join(";");
+const assignmentKey = (assignments: TopicPartitions[]) => assignments.map((a) => `${a.topic}:${a.partitions.join(",")}`).join(";");
+
+function groupByTopic(assigned: TopicPartition[]): TopicPartitions[] {
+  const byTopic = new Map<string, number[]>();
+  for (const { topic, partition } of assigned) byTopic.set(topic, [...(byTopic.get(topic) ?? []), partition]);
+  return [...byTopic].map(([topic, partitions]) => ({ topic, partitions }));
+}
 
 // A batch holds long runs of one partition: the two helpers below look a partition up once per run,
 // not once per record (building "topic:partition" for each of 20,000 records was ~2 % of the worker).
 
-function lastPerPartition(batch: StringMessage[]): StringMessage[] {
-  const last = new Map<string, StringMessage>();
-  let previous: StringMessage | undefined;
+function lastPerPartition(batch: ConsumedRecord[]): ConsumedRecord[] {
+  const last = new Map<string, ConsumedRecord>();
+  let previous: ConsumedRecord | undefined;
   for (const message of batch) {
     if (previous && (message.topic !== previous.topic || message.partition !== previous.partition)) last.set(`${previous.topic}:${previous.partition}`, previous);
     previous = message;
@@ -579,9 +591,9 @@ function lastPerPartition(batch: StringMessage[]): StringMessage[] {
 }
 
 /** The records of partitions this member owns past what was already processed ("topic:partition" → offset). */
-function unprocessed(batch: StringMessage[], owned: (m: StringMessage) => boolean, processedUpTo: ReadonlyMap<string, bigint>): StringMessage[] {
-  const out: StringMessage[] = [];
-  let run: StringMessage | undefined;
+function unprocessed(batch: ConsumedRecord[], owned: (m: ConsumedRecord) => boolean, processedUpTo: ReadonlyMap<string, bigint>): ConsumedRecord[] {
+  const out: ConsumedRecord[] = [];
+  let run: ConsumedRecord | undefined;
   let owns = false;
   let floor = -1n;
   for (const message of batch) {
