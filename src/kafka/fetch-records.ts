@@ -11,6 +11,18 @@
 import { compressionsAlgorithmsByBitmask, createAPI, fetchV17, readKnownTaggedFields, Reader, ResponseError } from "@platformatic/kafka";
 import type { ConsumedRecord } from "./processor.ts";
 
+export const OFFSET_OUT_OF_RANGE = 1;
+/** Partition errors that mean "ask the metadata for the leader again and retry", not a broken read. */
+export const LEADER_CHANGED = new Set([
+  3, // UNKNOWN_TOPIC_OR_PARTITION
+  5, // LEADER_NOT_AVAILABLE
+  6, // NOT_LEADER_OR_FOLLOWER
+  56, // KAFKA_STORAGE_ERROR
+  74, // FENCED_LEADER_EPOCH
+  75, // UNKNOWN_LEADER_EPOCH
+  100, // UNKNOWN_TOPIC_ID
+]);
+
 export interface AbortedTransaction {
   producerId: bigint;
   firstOffset: bigint;

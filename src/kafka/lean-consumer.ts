@@ -1,23 +1,12 @@
 import { ConnectionPool, Consumer, FetchIsolationLevels, ListOffsetTimestamps, type ConsumerGroupJoinPayload, type fetchV17, type GroupPartitionsAssigner } from "@platformatic/kafka";
 import { baseClientOptions } from "./connection.ts";
-import { ContiguousBytes, decodeRecordBatches, fetchRecordsApi } from "./fetch-records.ts";
+import { ContiguousBytes, decodeRecordBatches, fetchRecordsApi, LEADER_CHANGED, OFFSET_OUT_OF_RANGE } from "./fetch-records.ts";
 import { assignmentLag, byTopic, commitOwned, tpKey, type GroupConsumerHandlers, type GroupConsumerOptions, type PartitionLag, type TopicPartition, type TopicPartitionOffset } from "./group-consumer.ts";
 import type { ConsumedRecord } from "./processor.ts";
 
 /** Per partition and per fetch: ~3,000 readings, a few batches' worth without holding much while paused. */
 const PARTITION_MAX_BYTES = 1 << 20;
 const FETCH_MAX_BYTES = 8 << 20;
-const OFFSET_OUT_OF_RANGE = 1;
-/** Partition errors that mean "ask the metadata for the leader again and retry", not a broken consumer. */
-const LEADER_CHANGED = new Set([
-  3, // UNKNOWN_TOPIC_OR_PARTITION
-  5, // LEADER_NOT_AVAILABLE
-  6, // NOT_LEADER_OR_FOLLOWER
-  56, // KAFKA_STORAGE_ERROR
-  74, // FENCED_LEADER_EPOCH
-  75, // UNKNOWN_LEADER_EPOCH
-  100, // UNKNOWN_TOPIC_ID
-]);
 const LEADER_RETRY_MS = 200;
 /**
  * After a fetch that brought records, the next one waits for this many bytes or BUSY_MAX_WAIT_MS,

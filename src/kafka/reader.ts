@@ -1,6 +1,6 @@
 import { ConnectionPool, Consumer, FetchIsolationLevels, ListOffsetTimestamps, MessagesStreamModes, stringDeserializers } from "@platformatic/kafka";
 import { baseClientOptions, type KafkaConnection } from "./connection.ts";
-import { ContiguousBytes, decodeRecordBatches, fetchRecordsApi } from "./fetch-records.ts";
+import { ContiguousBytes, decodeRecordBatches, fetchRecordsApi, LEADER_CHANGED, OFFSET_OUT_OF_RANGE } from "./fetch-records.ts";
 import { toConsumed, type ConsumedRecord } from "./processor.ts";
 
 /** A read_committed consumer in a group of its own that commits nothing: reading never moves a worker's offsets. */
@@ -141,7 +141,6 @@ export async function readLast(connection: KafkaConnection, topic: string, count
 
 /** Per restore fetch: large enough that a changelog comes back in a few round trips. */
 const RESTORE_FETCH_BYTES = 16 << 20;
-const OFFSET_OUT_OF_RANGE = 1;
 const RESTORE_RETRY_MS = 100;
 
 /**
@@ -182,12 +181,12 @@ export async function readPartition(connection: KafkaConnection, topic: string, 
       if (fetched?.errorCode === OFFSET_OUT_OF_RANGE) {
         // Deleted or compacted away below us meanwhile: what is left starts at the log start.
         position = fetched.logStartOffset;
-      } else if (fetched && fetched.errorCode !== 0) {
+      } else if (fetched && fetched.errorCode !== 0 && !LEADER_CHANGED.has(fetched.errorCode)) {
         throw new Error(`restoring ${topic}[${partition}] at offset ${position}: Kafka error code ${fetched.errorCode}`);
-      } else if (fetched?.records) {
+      } else if (fetched?.records && fetched.errorCode === 0) {
         position = decodeRecordBatches(bytes.of(fetched.records), topic, partition, position, fetched.abortedTransactions, records);
       } else {
-        // Nothing yet (a leader still catching up): ask again.
+        // A leader moving, or one still catching up: look it up again.
         consumer.clearMetadata();
         await Bun.sleep(RESTORE_RETRY_MS);
       }
