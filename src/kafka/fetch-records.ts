@@ -8,12 +8,13 @@
  * bytes straight into the records the sink keeps costs about a third of the client's parse alone.
  * The envelope is still read with the client's Reader, and compression with its codecs.
  */
-import { compressionsAlgorithmsByBitmask, createAPI, fetchV17, readKnownTaggedFields, Reader, ResponseError } from "@platformatic/kafka";
+import { compressionsAlgorithmsByBitmask, createAPI, FetchIsolationLevels, fetchV17, readKnownTaggedFields, Reader, ResponseError, type ConnectionPool, type Consumer } from "@platformatic/kafka";
+import { tpKey } from "./group-consumer.ts";
 import type { ConsumedRecord } from "./processor.ts";
 
-export const OFFSET_OUT_OF_RANGE = 1;
+const OFFSET_OUT_OF_RANGE = 1;
 /** Partition errors that mean "ask the metadata for the leader again and retry", not a broken read. */
-export const LEADER_CHANGED = new Set([
+const LEADER_CHANGED = new Set([
   3, // UNKNOWN_TOPIC_OR_PARTITION
   5, // LEADER_NOT_AVAILABLE
   6, // NOT_LEADER_OR_FOLLOWER
@@ -94,7 +95,79 @@ function parseFetchResponse(_correlationId: number, apiKey: number, apiVersion: 
 }
 
 /** Fetch v17 (Kafka 3.9 and later): the client's request encoder, our response parser. */
-export const fetchRecordsApi = createAPI<Parameters<typeof fetchV17.createRequest>, FetchResult>(1, 17, fetchV17.createRequest, parseFetchResponse);
+const fetchRecordsApi = createAPI<Parameters<typeof fetchV17.createRequest>, FetchResult>(1, 17, fetchV17.createRequest, parseFetchResponse);
+
+export interface PartitionPosition {
+  topic: string;
+  partition: number;
+  /** Next offset to read. */
+  offset: bigint;
+}
+
+export interface FetchLimits {
+  maxWaitMs: number;
+  minBytes: number;
+  maxBytes: number;
+  partitionMaxBytes: number;
+}
+
+export interface FetchRound {
+  /** Next offset per partition (tpKey) that brought record batches. */
+  advanced: Map<string, bigint>;
+  /** Partitions whose offset is gone (tpKey): where their log starts and ends now. */
+  outOfRange: Map<string, { logStartOffset: bigint; highWatermark: bigint }>;
+  /** Some partition's leader is unknown or moved: clear the metadata before the next round. */
+  leaderChanged: boolean;
+}
+
+/**
+ * One read_committed Fetch per leader for `positions`, their record batches decoded into `out`.
+ * Sessionless (id 0, epoch -1): every request names all its partitions and their offsets. Partition
+ * errors other than a moved leader or a lost offset throw, naming the partition.
+ */
+export async function fetchRound(client: Pick<Consumer, "metadata">, pool: ConnectionPool, positions: PartitionPosition[], limits: FetchLimits, bytes: ContiguousBytes, out: ConsumedRecord[]): Promise<FetchRound> {
+  const metadata = await client.metadata({ topics: [...new Set(positions.map((p) => p.topic))] });
+  const requests = new Map<number, Map<string, fetchV17.FetchRequestTopic>>();
+  const names = new Map<string, string>();
+  const from = new Map<string, bigint>();
+  for (const { topic, partition, offset } of positions) {
+    const info = metadata.topics.get(topic);
+    const leader = info?.partitions[partition]?.leader;
+    if (!info || leader === undefined) continue;
+    names.set(info.id, topic);
+    from.set(tpKey(topic, partition), offset);
+    let topics = requests.get(leader);
+    if (!topics) requests.set(leader, (topics = new Map()));
+    let entry = topics.get(topic);
+    if (!entry) topics.set(topic, (entry = { topicId: info.id, partitions: [] }));
+    entry.partitions.push({ partition, fetchOffset: offset, partitionMaxBytes: limits.partitionMaxBytes, currentLeaderEpoch: -1, lastFetchedEpoch: -1 });
+  }
+  const round: FetchRound = { advanced: new Map(), outOfRange: new Map(), leaderChanged: requests.size === 0 };
+  await Promise.all(
+    [...requests].map(async ([node, topics]) => {
+      const broker = metadata.brokers.get(node);
+      if (!broker) {
+        round.leaderChanged = true;
+        return;
+      }
+      const result = await fetchRecordsApi.async(await pool.get(broker), limits.maxWaitMs, limits.minBytes, limits.maxBytes, FetchIsolationLevels.READ_COMMITTED, 0, -1, [...topics.values()], [], "");
+      for (const response of result.responses) {
+        const topic = names.get(response.topicId);
+        if (topic === undefined) continue;
+        for (const p of response.partitions) {
+          const key = tpKey(topic, p.partition);
+          const position = from.get(key);
+          if (position === undefined) continue;
+          if (p.errorCode === OFFSET_OUT_OF_RANGE) round.outOfRange.set(key, { logStartOffset: p.logStartOffset, highWatermark: p.highWatermark });
+          else if (LEADER_CHANGED.has(p.errorCode)) round.leaderChanged = true;
+          else if (p.errorCode !== 0) throw new Error(`fetching ${key} at offset ${position}: Kafka error code ${p.errorCode}`);
+          else if (p.records) round.advanced.set(key, decodeRecordBatches(bytes.of(p.records), topic, p.partition, position, p.abortedTransactions, out));
+        }
+      }
+    }),
+  );
+  return round;
+}
 
 const IS_TRANSACTIONAL = 1 << 4;
 const IS_CONTROL = 1 << 5;

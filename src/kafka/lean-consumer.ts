@@ -1,6 +1,6 @@
-import { ConnectionPool, Consumer, FetchIsolationLevels, ListOffsetTimestamps, type ConsumerGroupJoinPayload, type fetchV17, type GroupPartitionsAssigner } from "@platformatic/kafka";
+import { ConnectionPool, Consumer, FetchIsolationLevels, ListOffsetTimestamps, type ConsumerGroupJoinPayload, type GroupPartitionsAssigner } from "@platformatic/kafka";
 import { baseClientOptions } from "./connection.ts";
-import { ContiguousBytes, decodeRecordBatches, fetchRecordsApi, LEADER_CHANGED, OFFSET_OUT_OF_RANGE } from "./fetch-records.ts";
+import { ContiguousBytes, fetchRound } from "./fetch-records.ts";
 import { assignmentLag, byTopic, commitOwned, tpKey, type GroupConsumerHandlers, type GroupConsumerOptions, type PartitionLag, type TopicPartition, type TopicPartitionOffset } from "./group-consumer.ts";
 import type { ConsumedRecord } from "./processor.ts";
 
@@ -156,61 +156,24 @@ export class LeanGroupConsumer {
     const consumer = this.#consumer!;
     if (this.#assignment.some((tp) => !this.#positions.has(tpKey(tp.topic, tp.partition)))) await this.#loadPositions(generation);
     if (generation !== this.#generation) return;
-    const metadata = await consumer.metadata({ topics: this.#options.topics });
-    const requests = new Map<number, Map<string, fetchV17.FetchRequestTopic>>();
-    const names = new Map<string, string>();
-    for (const { topic, partition } of this.#assignment) {
-      const info = metadata.topics.get(topic);
-      const leader = info?.partitions[partition]?.leader;
-      if (!info || leader === undefined) continue;
-      names.set(info.id, topic);
-      let topics = requests.get(leader);
-      if (!topics) requests.set(leader, (topics = new Map()));
-      let entry = topics.get(topic);
-      if (!entry) topics.set(topic, (entry = { topicId: info.id, partitions: [] }));
-      entry.partitions.push({ partition, fetchOffset: this.#positions.get(tpKey(topic, partition))!, partitionMaxBytes: this.#options.partitionMaxBytes ?? PARTITION_MAX_BYTES, currentLeaderEpoch: -1, lastFetchedEpoch: -1 });
-    }
     const longPoll = this.#options.maxWaitMs ?? 200;
-    const maxWait = this.#busy ? Math.min(BUSY_MAX_WAIT_MS, longPoll) : longPoll;
-    const minBytes = this.#busy ? BUSY_MIN_BYTES : 1;
-    let leaderChanged = requests.size === 0;
+    const limits = {
+      maxWaitMs: this.#busy ? Math.min(BUSY_MAX_WAIT_MS, longPoll) : longPoll,
+      minBytes: this.#busy ? BUSY_MIN_BYTES : 1,
+      maxBytes: this.#options.fetchMaxBytes ?? FETCH_MAX_BYTES,
+      partitionMaxBytes: this.#options.partitionMaxBytes ?? PARTITION_MAX_BYTES,
+    };
+    const positions = this.#assignment.map(({ topic, partition }) => ({ topic, partition, offset: this.#positions.get(tpKey(topic, partition))! }));
     const records: ConsumedRecord[] = [];
-    await Promise.all(
-      [...requests].map(async ([node, topics]) => {
-        const broker = metadata.brokers.get(node);
-        if (!broker) {
-          leaderChanged = true;
-          return;
-        }
-        const connection = await this.#pool!.get(broker);
-        // Sessionless (id 0, epoch -1): every request names all its partitions and their offsets.
-        const result = await fetchRecordsApi.async(connection, maxWait, minBytes, this.#options.fetchMaxBytes ?? FETCH_MAX_BYTES, FetchIsolationLevels.READ_COMMITTED, 0, -1, [...topics.values()], [], "");
-        if (generation !== this.#generation) return;
-        for (const response of result.responses) {
-          const topic = names.get(response.topicId);
-          if (topic === undefined) continue;
-          for (const p of response.partitions) {
-            const key = tpKey(topic, p.partition);
-            const position = this.#positions.get(key);
-            if (position === undefined || !this.#assigned.has(key)) continue;
-            if (p.errorCode === OFFSET_OUT_OF_RANGE) {
-              this.#positions.set(key, this.#options.startFrom === "latest" ? p.highWatermark : p.logStartOffset);
-            } else if (LEADER_CHANGED.has(p.errorCode)) {
-              leaderChanged = true;
-            } else if (p.errorCode !== 0) {
-              throw new Error(`fetching ${key} at offset ${position}: Kafka error code ${p.errorCode}`);
-            } else if (p.records) {
-              this.#positions.set(key, decodeRecordBatches(this.#bytes.of(p.records), topic, p.partition, position, p.abortedTransactions, records));
-            }
-          }
-        }
-      }),
-    );
+    const round = await fetchRound(consumer, this.#pool!, positions, limits, this.#bytes, records);
+    // Answers of a generation replaced meanwhile (rebalance, close) are dropped.
     if (generation !== this.#generation) return;
+    for (const [key, next] of round.advanced) this.#positions.set(key, next);
+    for (const [key, lost] of round.outOfRange) this.#positions.set(key, this.#options.startFrom === "latest" ? lost.highWatermark : lost.logStartOffset);
     this.#buffer = records;
     this.#busy = records.length > 0;
     this.#delivered = 0;
-    if (leaderChanged) {
+    if (round.leaderChanged) {
       consumer.clearMetadata();
       await Bun.sleep(LEADER_RETRY_MS);
     }

@@ -11,7 +11,7 @@ import {
 import type { Logger } from "../log/logger.ts";
 import { KafkaAdmin } from "./admin.ts";
 import { baseClientOptions, retriable, TRANSACTIONAL_RETRIES, transactionalRetryDelay, transactionalRetryOptions, type KafkaConnection } from "./connection.ts";
-import type { TopicPartition } from "./group-consumer.ts";
+import { byTopic } from "./group-consumer.ts";
 import { LeanGroupConsumer, type GroupMembership } from "./lean-consumer.ts";
 import { keyPartitioner } from "./partitioner.ts";
 import type { OutgoingRecord } from "./producer.ts";
@@ -249,7 +249,7 @@ export class TransactionalProcessor {
     this.#consumer = consumer;
     await consumer.start({
       onAssignment: (assigned) => {
-        this.#assignments = groupByTopic(assigned);
+        this.#assignments = byTopic(assigned);
         this.#membership = consumer.membership;
         // Records fetched under the previous generation: the consumer fetches every partition again
         // from its committed offset, and a batch must not mix generations (see #commitOffsets).
@@ -569,12 +569,6 @@ async function sendInChunks(transaction: StringTransaction, outputs: OutgoingRec
 }
 
 const assignmentKey = (assignments: TopicPartitions[]) => assignments.map((a) => `${a.topic}:${a.partitions.join(",")}`).join(";");
-
-function groupByTopic(assigned: TopicPartition[]): TopicPartitions[] {
-  const byTopic = new Map<string, number[]>();
-  for (const { topic, partition } of assigned) byTopic.set(topic, [...(byTopic.get(topic) ?? []), partition]);
-  return [...byTopic].map(([topic, partitions]) => ({ topic, partitions }));
-}
 
 // A batch holds long runs of one partition: the two helpers below look a partition up once per run,
 // not once per record (building "topic:partition" for each of 20,000 records was ~2 % of the worker).

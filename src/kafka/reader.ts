@@ -1,6 +1,7 @@
 import { ConnectionPool, Consumer, FetchIsolationLevels, ListOffsetTimestamps, MessagesStreamModes, stringDeserializers } from "@platformatic/kafka";
 import { baseClientOptions, type KafkaConnection } from "./connection.ts";
-import { ContiguousBytes, decodeRecordBatches, fetchRecordsApi, LEADER_CHANGED, OFFSET_OUT_OF_RANGE } from "./fetch-records.ts";
+import { ContiguousBytes, fetchRound } from "./fetch-records.ts";
+import { tpKey } from "./group-consumer.ts";
 import { toConsumed, type ConsumedRecord } from "./processor.ts";
 
 /** A read_committed consumer in a group of its own that commits nothing: reading never moves a worker's offsets. */
@@ -164,28 +165,17 @@ export async function readPartition(connection: KafkaConnection, topic: string, 
     const end = ends.get(topic)?.[partition] ?? 0n;
     const records: ConsumedRecord[] = [];
     const deadline = Date.now() + timeoutMs;
+    const key = tpKey(topic, partition);
+    const limits = { maxWaitMs: 100, minBytes: 1, maxBytes: RESTORE_FETCH_BYTES, partitionMaxBytes: RESTORE_FETCH_BYTES };
     while (position < end) {
       if (Date.now() > deadline) throw new Error(`restoring ${topic}[${partition}] timed out at offset ${position} of ${end}`);
-      const metadata = await consumer.metadata({ topics: [topic] });
-      const info = metadata.topics.get(topic);
-      const leader = info?.partitions[partition]?.leader;
-      const broker = leader === undefined ? undefined : metadata.brokers.get(leader);
-      if (!info || !broker) {
-        consumer.clearMetadata();
-        await Bun.sleep(RESTORE_RETRY_MS);
-        continue;
-      }
-      const request = [{ topicId: info.id, partitions: [{ partition, fetchOffset: position, partitionMaxBytes: RESTORE_FETCH_BYTES, currentLeaderEpoch: -1, lastFetchedEpoch: -1 }] }];
-      const result = await fetchRecordsApi.async(await pool.get(broker), 100, 1, RESTORE_FETCH_BYTES, FetchIsolationLevels.READ_COMMITTED, 0, -1, request, [], "");
-      const fetched = result.responses.find((r) => r.topicId === info.id)?.partitions.find((p) => p.partition === partition);
-      if (fetched?.errorCode === OFFSET_OUT_OF_RANGE) {
-        // Deleted or compacted away below us meanwhile: what is left starts at the log start.
-        position = fetched.logStartOffset;
-      } else if (fetched && fetched.errorCode !== 0 && !LEADER_CHANGED.has(fetched.errorCode)) {
-        throw new Error(`restoring ${topic}[${partition}] at offset ${position}: Kafka error code ${fetched.errorCode}`);
-      } else if (fetched?.records && fetched.errorCode === 0) {
-        position = decodeRecordBatches(bytes.of(fetched.records), topic, partition, position, fetched.abortedTransactions, records);
-      } else {
+      const round = await fetchRound(consumer, pool, [{ topic, partition, offset: position }], limits, bytes, records);
+      const next = round.advanced.get(key);
+      // Deleted or compacted away below us meanwhile: what is left starts at the log start.
+      const lost = round.outOfRange.get(key);
+      if (lost) position = lost.logStartOffset;
+      else if (next !== undefined) position = next;
+      else {
         // A leader moving, or one still catching up: look it up again.
         consumer.clearMetadata();
         await Bun.sleep(RESTORE_RETRY_MS);
