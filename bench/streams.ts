@@ -28,7 +28,13 @@
  *                process produces --rate msgs/s (--tags tags, rate/tags Hz each) for --latency-warmup +
  *                --latency-seconds s, each record stamped with its *scheduled* send time
  *                (metadata.bench_send_ms: a producer that falls behind shows up as latency instead of
- *                hiding it). A separate consumer process (read_committed) on telemetry.raw and
+ *                hiding it). It sends what is due every --send-interval ms (default 5), as the
+ *                appliance's adapters do: each one's publisher lingers 20 ms (buffer.linger_ms), so 5
+ *                ms is four adapters sharing the tags. Records wait for it with their scheduled stamp,
+ *                so that wait counts as latency. Sending as soon as due (0: ~1,000 produce requests/s
+ *                of ~10 records) took the broker 76-104 % CPU instead of ~41 %, the box 88 % busy
+ *                instead of 60 %, and put p99 raw -> clean at 83-130 ms (BENCHMARKS.md).
+ *                A separate consumer process (read_committed) on telemetry.raw and
  *                telemetry.clean records receive time - scheduled time; exact percentiles over the
  *                window. telemetry.raw is the Kafka-only baseline, clean adds the worker. The worker, the
  *                load generator and the consumer run on --latency-cores (default: every core, as a
@@ -85,6 +91,8 @@ const { values: args } = parseArgs({
     // The latency worker's cores; empty = every core (see phase 5).
     "latency-cores": { type: "string", default: "" },
     "no-raw-baseline": { type: "boolean", default: false },
+    // How often the latency phase's load generator sends what is due (ms; 0 = as soon as due); see phase 5.
+    "send-interval": { type: "string", default: "5" },
     "ref-unpinned": { type: "boolean", default: true },
     "no-ref-unpinned": { type: "boolean", default: false },
     "phase-timeout": { type: "string", default: "900" },
@@ -111,7 +119,7 @@ if (IS_MAIN && args.help) {
   console.log(
     "usage: bun bench/streams.ts [--readings 1000000] [--tags 10000] [--runs 3]\n" +
       "       [--phases load,quality,aggregate,reference,latency] [--batch 5000] [--load-inflight 4] [--core 1]\n" +
-      "       [--rate 10000] [--latency-seconds 30] [--latency-warmup 5] [--latency-cores 0-1] [--no-raw-baseline] [--no-ref-unpinned]\n" +
+      "       [--rate 10000] [--latency-seconds 30] [--latency-warmup 5] [--latency-cores 0-1] [--send-interval 5] [--no-raw-baseline] [--no-ref-unpinned]\n" +
       "       [--variants stock] [--stock-readings 1000000] [--stock-runs 3] [--max-batch 500] [--fetch-max-bytes 0]\n" +
       "       [--latency-variants stock] [--stall-timeout 60] [--phase-timeout 900]\n" +
       "       [--bootstrap 127.0.0.1:9092] [--cpu-prof DIR] [--worker-log DIR] [--keep-topics] [--json FILE]\n" +
@@ -320,6 +328,7 @@ const RATES = String(args.rate).split(",").map((r) => Number(r));
 for (const r of RATES) if (!Number.isInteger(r) || r < 1) throw new Error(`--rate must be positive integers, got ${args.rate}`);
 const LAT_SECONDS = int("latency-seconds");
 const LAT_WARMUP = int("latency-warmup");
+const SEND_INTERVAL_MS = int("send-interval");
 const PHASE_TIMEOUT_MS = int("phase-timeout") * 1000;
 const PHASES = new Set(String(args.phases).split(",").filter(Boolean));
 const REF_UNPINNED = args["ref-unpinned"] && !args["no-ref-unpinned"];
@@ -634,6 +643,7 @@ interface LatencyPhase extends Load {
   rate: number;
   seconds: number;
   tags: number;
+  send_interval_ms: number;
   sent_in_window: number;
   achieved_rate: number;
   send_ms: { p50: number; p99: number; max: number };
@@ -991,7 +1001,7 @@ async function latencyPhase(prefix: string, variant: Variant, RATE: number): Pro
   const cores = String(args["latency-cores"] || allCores());
   // The worker alone on its core, as in the throughput phases; otherwise everything shares `cores`.
   const ownCore = cores === CORE;
-  log(`latency: quality worker (${variant}) on cores ${cores}${ownCore ? " (its own)" : ", shared with the load generator"}; ${RATE} msgs/s over ${TAGS_L} tags for ${LAT_WARMUP} + ${LAT_SECONDS} s`);
+  log(`latency: quality worker (${variant}) on cores ${cores}${ownCore ? " (its own)" : ", shared with the load generator"}; ${RATE} msgs/s over ${TAGS_L} tags, sent every ${SEND_INTERVAL_MS || "1"} ms, for ${LAT_WARMUP} + ${LAT_SECONDS} s`);
   const worker = spawnWorker("quality", prefix, "lat1", variant, !!profDir, cores);
   const latencyGroup = `bench-latency-${crypto.randomUUID()}`;
   throwawayGroups.push(latencyGroup);
@@ -1052,6 +1062,10 @@ async function latencyPhase(prefix: string, variant: Variant, RATE: number): Pro
         await Bun.sleep(Math.max(1, scheduled(sent) - now));
         continue;
       }
+      if (SEND_INTERVAL_MS > 0 && due < total && now < scheduled(sent) + SEND_INTERVAL_MS) {
+        await Bun.sleep(scheduled(sent) + SEND_INTERVAL_MS - now);
+        continue;
+      }
       const records: OutgoingRecord[] = [];
       for (let k = sent; k < due; k++) {
         const at = scheduled(k);
@@ -1083,6 +1097,7 @@ async function latencyPhase(prefix: string, variant: Variant, RATE: number): Pro
       rate: RATE,
       seconds: LAT_SECONDS,
       tags: TAGS_L,
+      send_interval_ms: SEND_INTERVAL_MS,
       sent_in_window: sentInWindow,
       achieved_rate: round((sent * 1000) / (endWall - t0)),
       send_ms: { p50: q(0.5), p99: q(0.99), max: round(sendTimes.at(-1) ?? NaN, 2) },
@@ -1272,7 +1287,7 @@ function markdown(runs: Run[]): string {
     const xs = lats.filter((l) => l.variant === variant && l.rate === RATE);
     if (!xs.length) continue;
     lines.push(
-      `| latency run: quality worker, ${variant}, cores ${xs[0]!.cores}, ${RATE} msgs/s over ${xs[0]!.tags} tags (achieved ${med(xs.map((l) => l.achieved_rate))}) | - | restarts ${all(xs.map((l) => l.restarts))}; ` +
+      `| latency run: quality worker, ${variant}, cores ${xs[0]!.cores}, ${RATE} msgs/s over ${xs[0]!.tags} tags sent every ${xs[0]!.send_interval_ms || 1} ms (achieved ${med(xs.map((l) => l.achieved_rate))}) | - | restarts ${all(xs.map((l) => l.restarts))}; ` +
         `load generator: bench producer ${med(xs.map((l) => l.bench_producer_cpu_pct))} %, latency consumer ${med(xs.map((l) => l.latency_consumer.cpu_pct))} % CPU | ${med(xs.map((l) => l.worker.cpu_pct))} (${med(xs.map((l) => l.worker.cpu_pct_max_1s))}) | ` +
         `${med(xs.map((l) => l.worker.rss_mb_avg))} / ${med(xs.map((l) => l.worker.rss_mb_max))} | ${med(xs.map((l) => l.broker?.cpu_pct))} | ${loads(xs)} |`,
     );

@@ -11,13 +11,14 @@ const LEADER_RETRY_MS = 200;
 /**
  * After a fetch that brought records, the next one waits for this many bytes or BUSY_MAX_WAIT_MS,
  * whichever comes first; after an empty one it returns on the first record. A steady stream then
- * arrives in ~100 fetches a second instead of one per record or two: at 10,000 readings/s the
- * validator used 37-41 % of a core instead of 45-47 %, and the busier box gave it p99 raw -> clean
- * of 109-217 ms against 167-204 (BENCHMARKS.md). A backlog fills every fetch at once, and an idle
- * consumer keeps its long poll.
+ * arrives in ~50 fetches a second instead of one per produce request: at 10,000 readings/s the
+ * validator used 37-41 % of a core instead of 45-47 %, and p99 raw -> clean was lower too. The
+ * stream workers take what one fetch brings as one transaction, so this wait is their batching
+ * (see the processor's DEFAULT_MAX_WAIT_MS); 64 KiB is ~20 ms of readings at that rate
+ * (BENCHMARKS.md). A backlog fills every fetch at once, and an idle consumer keeps its long poll.
  */
 const BUSY_MIN_BYTES = 64 << 10;
-const BUSY_MAX_WAIT_MS = 10;
+const BUSY_MAX_WAIT_MS = 20;
 
 /** GroupBatchConsumer's options but the stream's buffer: here the fetch sizes bound what is held. */
 export interface LeanGroupConsumerOptions extends Omit<GroupConsumerOptions, "highWaterMark"> {
