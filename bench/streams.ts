@@ -33,7 +33,7 @@
  *                ms is four adapters sharing the tags. Records wait for it with their scheduled stamp,
  *                so that wait counts as latency. Sending as soon as due (0: ~1,000 produce requests/s
  *                of ~10 records) took the broker 76-104 % CPU instead of ~41 %, the box 88 % busy
- *                instead of 60 %, and put p99 raw -> clean at 83-130 ms (BENCHMARKS.md).
+ *                instead of 60 %, and put p99 raw -> clean at 83-153 ms (BENCHMARKS.md).
  *                A separate consumer process (read_committed) on telemetry.raw and
  *                telemetry.clean records receive time - scheduled time; exact percentiles over the
  *                window. telemetry.raw is the Kafka-only baseline, clean adds the worker. The worker, the
