@@ -14,7 +14,7 @@ const LEADER_RETRY_MS = 200;
  * arrives in ~50 fetches a second instead of one per produce request: at 10,000 readings/s the
  * validator used 37-41 % of a core instead of 45-47 %, and p99 raw -> clean was lower too. The
  * stream workers take what one fetch brings as one transaction, so this wait is their batching
- * (see the processor's DEFAULT_MAX_WAIT_MS); 64 KiB is ~20 ms of readings at that rate
+ * (see the processor's onRecord); 64 KiB is ~20 ms of readings at that rate
  * (BENCHMARKS.md). A backlog fills every fetch at once, and an idle consumer keeps its long poll.
  */
 const BUSY_MIN_BYTES = 64 << 10;

@@ -53,8 +53,6 @@ export interface ProcessorOptions {
   log: Logger;
   state?: KeyedStateOptions;
   maxBatch?: number;
-  /** How long a batch waits for more records after its first one arrived (default 0, see DEFAULT_MAX_WAIT_MS). */
-  maxWaitMs?: number;
   /**
    * Wall-clock timers (suppression expiry, escalation): every `tickMs` while no batch is waiting,
    * `process([])` runs and its outputs are produced in a transaction of their own (no offsets).
@@ -80,13 +78,6 @@ const DEFAULT_MAX_BATCH = 20_000;
  * batch holds runs of one partition's keys and writes one state record per key.
  */
 const FETCH_MAX_BYTES = 16 << 20;
-/**
- * No wait: input comes from fetches that, while records flow, already waited up to 20 ms (or 64 KiB)
- * for them to gather (LeanGroupConsumer), so a batch is what one fetch brought, or what came in while
- * the previous batch was processed. A 10 ms wait here on top of a 10 ms fetch wait gave the same
- * number of transactions and CPU but p99 raw -> clean of 49-72 ms, against 43-47 ms (BENCHMARKS.md).
- */
-const DEFAULT_MAX_WAIT_MS = 0;
 const RESTART_DELAY_MS = 1000;
 
 type StringMessage = Message<string, string, string, string>;
@@ -118,7 +109,6 @@ export function toConsumed(message: StringMessage): ConsumedRecord {
 export class TransactionalProcessor {
   readonly #options: ProcessorOptions;
   readonly #maxBatch: number;
-  readonly #maxWaitMs: number;
   #producer: Producer<string, string, string, string> | undefined;
   #admin: KafkaAdmin | undefined;
   #consumer: LeanGroupConsumer | undefined;
@@ -157,7 +147,6 @@ export class TransactionalProcessor {
   constructor(options: ProcessorOptions) {
     this.#options = options;
     this.#maxBatch = options.maxBatch ?? DEFAULT_MAX_BATCH;
-    this.#maxWaitMs = options.maxWaitMs ?? DEFAULT_MAX_WAIT_MS;
   }
 
   async start(): Promise<void> {
@@ -261,24 +250,28 @@ export class TransactionalProcessor {
       },
       onRecord: (record) => {
         this.#pending.push(record);
-        if (this.#pending.length >= this.#maxBatch) {
-          // Backpressure: a backlog must not pile up in memory and then go out as one transaction
-          // too large for the broker to accept.
-          consumer.pause();
-          this.#scheduleFlush(0);
-        } else if (!this.#timer) this.#scheduleFlush(this.#maxWaitMs);
+        // Backpressure: a backlog must not pile up in memory and then go out as one transaction
+        // too large for the broker to accept.
+        if (this.#pending.length >= this.#maxBatch) consumer.pause();
+        // No wait for more: while records flow, the consumer's fetches already waited up to 20 ms
+        // (or 64 KiB) for them to gather, so a batch is what one fetch brought, or what came in
+        // while the previous batch was processed. A further 10 ms wait here (with 10 ms fetches)
+        // gave the same number of transactions and CPU but p99 raw -> clean of 49-72 ms, against
+        // 43-47 ms (BENCHMARKS.md).
+        this.#scheduleFlush();
       },
       // After the batch in hand: `process` may be asynchronous, and a restart drops the state it works on.
       onError: (error) => void this.#flushing.then(() => this.#restart(`consumer error: ${error.message}`)),
     });
   }
 
-  #scheduleFlush(delay: number): void {
-    if (this.#timer) clearTimeout(this.#timer);
+  /** A flush after the records of this tick (one fetch's) are in #pending; once until it runs. */
+  #scheduleFlush(): void {
+    if (this.#timer) return;
     this.#timer = setTimeout(() => {
       this.#timer = undefined;
       this.#flushing = this.#flushing.then(() => this.#flush());
-    }, delay);
+    }, 0);
   }
 
   /**
@@ -332,11 +325,8 @@ export class TransactionalProcessor {
     // Records that came in meanwhile are the next batch, processed while this one commits: a slow
     // commit gathers more of them into one transaction (each costs the broker markers on every
     // partition it wrote).
-    if (this.#pending.length >= this.#maxBatch) this.#scheduleFlush(0);
-    else {
-      if (this.#pending.length > 0) this.#scheduleFlush(this.#maxWaitMs);
-      consumer.resume();
-    }
+    if (this.#pending.length > 0) this.#scheduleFlush();
+    if (this.#pending.length < this.#maxBatch) consumer.resume();
     // The next batch is processed while this one commits, never further ahead: it starts once the
     // previous batch has committed (and this one's commit has begun).
     await previous;
