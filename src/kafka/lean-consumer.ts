@@ -214,11 +214,6 @@ export class LeanGroupConsumer {
     return { groupId: consumer.groupId, memberId: consumer.memberId, generationId: consumer.generationId, coordinatorId: consumer.coordinatorId };
   }
 
-  /** The group client, for a transaction's AddOffsetsToTxn (which names its group). */
-  get client(): Consumer | undefined {
-    return this.#consumer;
-  }
-
   isAssigned(topic: string, partition: number): boolean {
     return this.#assigned.has(tpKey(topic, partition));
   }

@@ -4,7 +4,7 @@ import { kafkaConnection, kafkaUp, uniqueName } from "../../test/support/service
 import { createLogger } from "../log/logger.ts";
 import { baseClientOptions } from "./connection.ts";
 import { KafkaAdmin } from "./admin.ts";
-import { produceChunks, TransactionalProcessor, type ConsumedRecord } from "./processor.ts";
+import { TransactionalProcessor, type ConsumedRecord } from "./processor.ts";
 import { ReliableProducer } from "./producer.ts";
 import { readTopic } from "./reader.ts";
 
@@ -194,28 +194,5 @@ describe.skipIf(!kafkaUp)("transactional processor", () => {
     const values = (await readTopic(connection, handoverOut, { until: 10, idleMs: 1000 })).map((r) => r.value);
     expect(values).toEqual([...[0, 1, 2, 3, 4, 5].map((i) => `old:${i}`), ...[6, 7, 8, 9].map((i) => `new:${i}`)]);
     await admin.deleteTopics([handover, handoverOut]).catch(() => undefined);
-  });
-});
-
-describe("produce chunks", () => {
-  const record = (topic: string, bytes: number) => ({ topic, key: "k", value: "v".repeat(bytes) });
-
-  test("a topic's records go in requests of at most 768 KiB, in order; other topics ride along", () => {
-    const outputs = [...Array.from({ length: 10 }, (_, i) => ({ ...record("a", 200_000), key: `a${i}` })), record("b", 100)];
-    const chunks = produceChunks(outputs);
-    expect(chunks.flat()).toEqual(outputs);
-    for (const chunk of chunks) expect(chunk.filter((r) => r.topic === "a").reduce((n, r) => n + r.value.length, 0)).toBeLessThanOrEqual(768 * 1024);
-    expect(chunks.length).toBe(4);
-  });
-
-  test("tombstones (null values) are sized as empty, not refused", () => {
-    const tombstone = { topic: "a", key: "k", value: null as unknown as string };
-    expect(produceChunks([tombstone, record("a", 10)])).toEqual([[tombstone, record("a", 10)]]);
-  });
-
-  test("small batches are one request; a single oversized record still goes (the broker decides)", () => {
-    expect(produceChunks([record("a", 10), record("b", 10)]).length).toBe(1);
-    expect(produceChunks([record("a", 2_000_000)])).toEqual([[record("a", 2_000_000)]]);
-    expect(produceChunks([])).toEqual([]);
   });
 });

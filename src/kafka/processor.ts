@@ -1,21 +1,12 @@
-import {
-  ConnectionPool,
-  ProduceAcks,
-  Producer,
-  stringSerializers,
-  txnOffsetCommitV4,
-  type GroupPartitionsAssigner,
-  type GroupPartitionsAssignments,
-  type Message,
-} from "@platformatic/kafka";
+import type { GroupPartitionsAssigner, GroupPartitionsAssignments, Message } from "@platformatic/kafka";
 import type { Logger } from "../log/logger.ts";
 import { KafkaAdmin } from "./admin.ts";
-import { baseClientOptions, retriable, TRANSACTIONAL_RETRIES, transactionalRetryDelay, transactionalRetryOptions, type KafkaConnection } from "./connection.ts";
+import type { KafkaConnection } from "./connection.ts";
 import { byTopic } from "./group-consumer.ts";
 import { LeanGroupConsumer, type GroupMembership } from "./lean-consumer.ts";
-import { keyPartitioner } from "./partitioner.ts";
 import type { OutgoingRecord } from "./producer.ts";
 import { readPartition } from "./reader.ts";
+import { TransactionalProducer } from "./transactional-producer.ts";
 
 export interface ConsumedRecord {
   topic: string;
@@ -82,7 +73,6 @@ const RESTART_DELAY_MS = 1000;
 
 type StringMessage = Message<string, string, string, string>;
 type TopicPartitions = { topic: string; partitions: number[] };
-type StringTransaction = Awaited<ReturnType<Producer<string, string, string, string>["beginTransaction"]>>;
 
 export function toConsumed(message: StringMessage): ConsumedRecord {
   return {
@@ -104,19 +94,18 @@ export function toConsumed(message: StringMessage): ConsumedRecord {
  * offset commit, which aborts it like any other failure; and a partition's new owner starts after the
  * offsets of the previous owner's last transaction once that is decided (see #claimNewPartitions).
  * Input comes through LeanGroupConsumer: records decoded straight from the fetched record batches,
- * which costs a fraction of the client's message stream (BENCHMARKS.md).
+ * which costs a fraction of the client's message stream (BENCHMARKS.md); output and offsets go
+ * through TransactionalProducer, two round trips per transaction on Kafka 4.
  */
 export class TransactionalProcessor {
   readonly #options: ProcessorOptions;
   readonly #maxBatch: number;
-  #producer: Producer<string, string, string, string> | undefined;
+  #producer: TransactionalProducer | undefined;
   #admin: KafkaAdmin | undefined;
   #consumer: LeanGroupConsumer | undefined;
   /** The assignment and membership of the latest join; every record in #pending was fetched under them. */
   #assignments: TopicPartitions[] = [];
   #membership: GroupMembership | undefined;
-  /** A connection of its own to the group coordinator, for #commitOffsets. */
-  #offsetsPool: ConnectionPool | undefined;
   #pending: ConsumedRecord[] = [];
   #timer: ReturnType<typeof setTimeout> | undefined;
   #flushing: Promise<void> = Promise.resolve();
@@ -171,43 +160,23 @@ export class TransactionalProcessor {
   async #tick(): Promise<void> {
     if (this.#stopped || this.#restarting || !this.#consumer || this.#pending.length > 0) return;
     if (!(await this.#committing)) return;
-    let transaction: StringTransaction | undefined;
     try {
-      transaction = await this.#producer!.beginTransaction();
       await this.#syncAssignment();
+      // Nothing sent, no transaction: a tick without outputs costs no round trip.
       const outputs = await this.#options.process([]);
-      if (outputs.length === 0) {
-        // Nothing was added to it: dropped on the client, no round trip to the broker.
-        await transaction.cancel();
-        return;
-      }
-      await transaction.send({ messages: outputs });
-      await transaction.commit();
+      if (outputs.length === 0) return;
+      await this.#producer!.send(outputs);
+      await this.#producer!.commit();
       this.#committed(outputs);
     } catch (error) {
-      if (transaction && !transaction.completed) await this.#abort(transaction);
-      else if (!transaction) await this.#replaceProducer();
+      await this.#abort();
       await this.#restart(`tick aborted: ${(error as Error).message}`);
     }
   }
 
-  #createProducer(): Producer<string, string, string, string> {
+  #createProducer(): TransactionalProducer {
     const { connection, transactionalId } = this.#options;
-    return new Producer({
-      ...baseClientOptions(connection, `${transactionalId}-producer`),
-      ...transactionalRetryOptions(),
-      partitioner: keyPartitioner,
-      idempotent: true,
-      acks: ProduceAcks.ALL,
-      transactionalId,
-      // InitProducerId must say "no previous producer" (-1/-1). The client's default of 0/0 is taken
-      // by the broker as a stale identity once this transactional id has been used, and is fenced,
-      // so a restarted worker could never take over from its crashed predecessor.
-      producerId: -1n,
-      producerEpoch: -1,
-      serializers: stringSerializers,
-      autocreateTopics: false,
-    });
+    return new TransactionalProducer({ connection, transactionalId });
   }
 
   async #openStream(): Promise<void> {
@@ -293,15 +262,14 @@ export class TransactionalProcessor {
     const membership = this.#membership;
     const previous = this.#committing;
     const assignment = assignmentKey(this.#assignments);
-    let transaction: StringTransaction | undefined;
     let mine: ConsumedRecord[];
     let outputs: OutgoingRecord[];
     try {
       if (assignment !== this.#committingAssignment) {
         if (!(await previous)) return;
-        // Begun first: a restarted instance's first transaction fences its predecessor and aborts
-        // the transaction that one left open, which #syncAssignment may otherwise wait for.
-        transaction = await this.#producer!.beginTransaction();
+        // Registered first: a restarted instance's transactional id fences its predecessor and
+        // aborts the transaction that one left open, which #syncAssignment may otherwise wait for.
+        await this.#producer!.ready();
       }
       const owned = await this.#syncAssignment();
       mine = unprocessed(batch, owned, this.#processedUpTo);
@@ -312,16 +280,11 @@ export class TransactionalProcessor {
     } catch (error) {
       // A failed previous batch has its restart under way already.
       if (!(await previous)) return;
-      if (transaction && !transaction.completed) await this.#abort(transaction);
-      // No transaction: beginTransaction itself may have failed (e.g. the previous incarnation's
-      // transaction is still being aborted by the broker) and the client may hold a half-begun
-      // transaction, so start afresh.
-      else if (!transaction) await this.#replaceProducer();
       await this.#restart(`batch aborted: ${(error as Error).message}`);
       return;
     }
     this.#committingAssignment = assignment;
-    this.#committing = this.#commitBatch(previous, transaction, mine, outputs, membership);
+    this.#committing = this.#commitBatch(previous, mine, outputs, membership);
     // Records that came in meanwhile are the next batch, processed while this one commits: a slow
     // commit gathers more of them into one transaction (each costs the broker markers on every
     // partition it wrote).
@@ -333,20 +296,20 @@ export class TransactionalProcessor {
   }
 
   /** Commits a processed batch after the previous one; false (and a restart under way) if either failed. */
-  async #commitBatch(previous: Promise<boolean>, begun: StringTransaction | undefined, mine: ConsumedRecord[], outputs: OutgoingRecord[], membership: GroupMembership | undefined): Promise<boolean> {
+  async #commitBatch(previous: Promise<boolean>, mine: ConsumedRecord[], outputs: OutgoingRecord[], membership: GroupMembership | undefined): Promise<boolean> {
     if (!(await previous)) return false;
-    let transaction = begun;
+    const producer = this.#producer!;
     try {
-      transaction ??= await this.#producer!.beginTransaction();
-      const group = this.#consumer?.client;
-      if (!group) throw new Error("the consumer was closed");
-      await transaction.addConsumer(group);
+      const offsets = lastPerPartition(mine).map((last) => ({ topic: last.topic, partition: last.partition, offset: last.offset + 1n }));
+      if (offsets.length > 0 && !membership) throw new Error("records without a group membership");
       // Outputs go to their partitions' leaders and offsets to the group coordinator; neither waits
       // for the other, and both are in before EndTxn. The transaction is only ended (either way)
-      // once both have settled, so nothing of it is still in flight when it is aborted.
-      const settled = await Promise.allSettled([sendInChunks(transaction, outputs), this.#commitOffsets(lastPerPartition(mine), membership)]);
+      // once both have settled, so nothing of it is still in flight when it is aborted. The offsets
+      // carry the generation and member id the records were fetched under: a member that has
+      // rejoined since is refused (ILLEGAL_GENERATION), which aborts the batch.
+      const settled = await Promise.allSettled([producer.send(outputs), membership ? producer.sendOffsets(membership, offsets) : undefined]);
       for (const result of settled) if (result.status === "rejected") throw result.reason;
-      await transaction.commit();
+      await producer.commit();
       this.committedBatches++;
       this.#committed(outputs);
       return true;
@@ -354,52 +317,11 @@ export class TransactionalProcessor {
       // From here on no batch is processed; the one being processed now (if any) finishes first,
       // so the restart never drops state under a running `process`.
       this.#failed = true;
-      if (transaction && !transaction.completed) await this.#abort(transaction);
-      else if (!transaction) await this.#replaceProducer();
+      await this.#abort();
       const reason = `batch aborted: ${(error as Error).message}`;
       const session = this.#session;
       void this.#flushing.then(() => (session === this.#session ? this.#restart(reason) : undefined));
       return false;
-    }
-  }
-
-  /**
-   * The batch's input offsets in one TxnOffsetCommit, after the transaction's AddOffsetsToTxn. The
-   * client's addOffset sends one request per partition and they must be awaited in turn (it merges
-   * concurrent calls into one request that carries only the first offset): 6 round trips for
-   * telemetry.raw alone, the longest path of every commit. The request is the one addOffset sends
-   * (this producer's transactional id, id and epoch; the group generation and member id the records
-   * were fetched under; no leader epoch), to the group coordinator, for every partition at once. A
-   * member that has rejoined since is refused (ILLEGAL_GENERATION), which aborts the batch.
-   */
-  async #commitOffsets(lasts: ConsumedRecord[], membership: GroupMembership | undefined): Promise<void> {
-    if (lasts.length === 0) return;
-    if (!membership) throw new Error("records without a group membership");
-    const { groupId, generationId, memberId, coordinatorId } = membership;
-    const producer = this.#producer!;
-    const { connection: settings, transactionalId } = this.#options;
-    this.#offsetsPool ??= new ConnectionPool(`${settings.client_id}-${transactionalId}-offsets`, { connectTimeout: settings.request_timeout_ms, requestTimeout: settings.request_timeout_ms });
-    const byTopic = new Map<string, txnOffsetCommitV4.TxnOffsetCommitRequestPartition[]>();
-    for (const m of lasts) {
-      const partitions = byTopic.get(m.topic) ?? [];
-      partitions.push({ partitionIndex: m.partition, committedOffset: m.offset + 1n, committedLeaderEpoch: -1, committedMetadata: null });
-      byTopic.set(m.topic, partitions);
-    }
-    const topics = [...byTopic].map(([name, partitions]) => ({ name, partitions }));
-    // Retried like the client retries its own requests (a coordinator briefly loading is common);
-    // sending the same offsets again is harmless.
-    for (let attempt = 1; ; attempt++) {
-      try {
-        const metadata = await producer.metadata({ topics: [...byTopic.keys()] });
-        const coordinator = metadata.brokers.get(coordinatorId);
-        if (!coordinator) throw new Error(`group coordinator ${coordinatorId} is not in the cluster metadata`);
-        const connection = await this.#offsetsPool.get(coordinator);
-        await txnOffsetCommitV4.api.async(connection, transactionalId, groupId, producer.producerId!, producer.producerEpoch!, generationId, memberId, null, topics);
-        return;
-      } catch (error) {
-        if (attempt > TRANSACTIONAL_RETRIES || !retriable(error) || this.#stopped) throw error;
-        await Bun.sleep(transactionalRetryDelay(attempt, error as Error));
-      }
     }
   }
 
@@ -466,18 +388,14 @@ export class TransactionalProcessor {
   }
 
   /** A transaction that cannot be aborted leaves the producer unusable; a new one with the same id fences it. */
-  async #abort(transaction: StringTransaction): Promise<void> {
+  async #abort(): Promise<void> {
     try {
-      await transaction.abort();
+      await this.#producer!.abort();
     } catch (error) {
       this.#options.log.warn({ err: (error as Error).message }, "abort failed; replacing the transactional producer");
-      await this.#replaceProducer();
+      await this.#producer!.close();
+      this.#producer = this.#createProducer();
     }
-  }
-
-  async #replaceProducer(): Promise<void> {
-    await this.#producer?.close(true).catch(() => undefined);
-    this.#producer = this.#createProducer();
   }
 
   /** Throw away in-memory positions and state, and resume from the offsets committed in Kafka. */
@@ -516,49 +434,9 @@ export class TransactionalProcessor {
     await this.#committing;
     this.#stopped = true;
     await this.#closeConsumer();
-    await this.#producer?.close().catch(() => undefined);
-    await this.#offsetsPool?.close().catch(() => undefined);
+    await this.#producer?.close();
     await this.#admin?.close().catch(() => undefined);
   }
-}
-
-/**
- * Bytes of keys, values and headers per topic in one produce request. A topic's share bounds each of
- * its partitions' record batch, which the broker refuses above the topic's max.message.bytes (1 MiB
- * by default); the client never splits a batch, so a large transaction goes out in several requests.
- */
-const MAX_REQUEST_BYTES_PER_TOPIC = 768 * 1024;
-/** Record framing (length, attributes, deltas, varints) on top of the payload, rounded up. */
-const RECORD_OVERHEAD_BYTES = 32;
-
-/** Tombstones (null values, which workers write to compacted topics) count as empty. */
-function recordBytes(record: OutgoingRecord): number {
-  let bytes = RECORD_OVERHEAD_BYTES + (record.value == null ? 0 : Buffer.byteLength(record.value)) + (record.key == null ? 0 : Buffer.byteLength(record.key));
-  if (record.headers) for (const name in record.headers) bytes += Buffer.byteLength(name) + Buffer.byteLength(record.headers[name]!);
-  return bytes;
-}
-
-/** Consecutive runs of `outputs` within MAX_REQUEST_BYTES_PER_TOPIC per topic, in order, so each partition keeps its order. */
-export function produceChunks(outputs: OutgoingRecord[]): OutgoingRecord[][] {
-  const chunks: OutgoingRecord[][] = [];
-  let chunk: OutgoingRecord[] = [];
-  let bytes = new Map<string, number>();
-  for (const record of outputs) {
-    const size = recordBytes(record);
-    if ((bytes.get(record.topic) ?? 0) + size > MAX_REQUEST_BYTES_PER_TOPIC && chunk.length > 0) {
-      chunks.push(chunk);
-      chunk = [];
-      bytes = new Map();
-    }
-    chunk.push(record);
-    bytes.set(record.topic, (bytes.get(record.topic) ?? 0) + size);
-  }
-  if (chunk.length > 0) chunks.push(chunk);
-  return chunks;
-}
-
-async function sendInChunks(transaction: StringTransaction, outputs: OutgoingRecord[]): Promise<void> {
-  for (const chunk of produceChunks(outputs)) await transaction.send({ messages: chunk });
 }
 
 const assignmentKey = (assignments: TopicPartitions[]) => assignments.map((a) => `${a.topic}:${a.partitions.join(",")}`).join(";");
