@@ -156,6 +156,14 @@ for (const version of [2, 1] as const) {
       await successor.close();
     });
 
+    test("a transaction whose send failed before reaching a leader (unknown topic) aborts cleanly, and the next one commits", async () => {
+      await expect(producer.send([{ topic: uniqueName("test.no-such-topic"), key: "k", value: "v" }])).rejects.toThrow("Unknown topic");
+      await producer.abort();
+      await producer.send([{ topic, key: "after-failure", value: "ok", partition: 2 }]);
+      await producer.commit();
+      expect(kcatCommitted(topic, 2)).toContain("after-failure|ok|");
+    });
+
     test("a transaction with nothing sent ends without a request", async () => {
       const idle = new TransactionalProducer({ connection, transactionalId: uniqueName("test-txp-idle"), transactionVersion: version });
       await idle.commit();

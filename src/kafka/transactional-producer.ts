@@ -280,6 +280,9 @@ export class TransactionalProducer {
     if (!this.#open) return;
     const { transactionalId, connection: settings } = this.#options;
     try {
+      // Version 1 produces only to partitions the coordinator has added: none added, nothing to end.
+      // Version 2 ends (and on abort bumps the epoch of) a transaction the broker may not know.
+      if (this.#version === 1 && this.#addedPartitions.size === 0 && this.#addedGroups.size === 0) return;
       if (this.#version === 2) {
         const next = await this.#withCoordinator((connection) => endTxnV5.async(connection, transactionalId, this.#producerId, this.#producerEpoch, commit));
         this.#newEpoch(next.producerId, next.producerEpoch);
