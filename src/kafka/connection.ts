@@ -50,13 +50,6 @@ export function transactionalRetryDelay(attempt: number, error: Error): number {
 /** Whether a failed request may be sent again: every error in it says so (the client's own rule). */
 export const retriable = (error: unknown): boolean => !findErrorBy(error as Error, "canRetry", false);
 
-export function transactionalRetryOptions() {
-  return {
-    retries: TRANSACTIONAL_RETRIES,
-    retryDelay: (_client: unknown, _operation: string, attempt: number, _retries: number, error: Error) => transactionalRetryDelay(attempt, error),
-  };
-}
-
 export function connectionFromBootstrap(bootstrap: string | string[], clientId = "gateway"): KafkaConnection {
   const servers = Array.isArray(bootstrap) ? bootstrap : bootstrap.split(",").map((s) => s.trim()).filter(Boolean);
   return { bootstrap_servers: servers, client_id: clientId, request_timeout_ms: 10_000 };

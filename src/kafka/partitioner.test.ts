@@ -1,6 +1,6 @@
 import { describe, expect, test } from "bun:test";
 import { defaultPartitioner, murmur2 as clientMurmur2 } from "@platformatic/kafka";
-import { keyPartitioner, murmur2 } from "./partitioner.ts";
+import { murmur2, partitionForKey } from "./partitioner.ts";
 
 describe("partitioner", () => {
   test("murmur2 equals the client's for keys of every length and content", () => {
@@ -23,9 +23,9 @@ describe("partitioner", () => {
   });
 
   test("a keyed record gets the client default partitioner's partition", () => {
-    for (const text of ["", "k", "asset0/p0", "bench-device-0099/tag_042"]) {
+    for (const text of ["", "k", "asset0/p0", "bench-device-0099/tag_042", "ünï/温度"]) {
       const key = Buffer.from(text);
-      expect(keyPartitioner({ topic: "t", key: text }, key)).toBe(defaultPartitioner({ topic: "t", key: text }, key));
+      for (const count of [1, 3, 6, 12]) expect(partitionForKey(key, count)).toBe(defaultPartitioner({ topic: "t", key: text }, key) % count);
     }
   });
 });

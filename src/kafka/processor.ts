@@ -161,6 +161,8 @@ export class TransactionalProcessor {
     if (this.#stopped || this.#restarting || !this.#consumer || this.#pending.length > 0) return;
     if (!(await this.#committing)) return;
     try {
+      // Before #syncAssignment, as in #flush: it may wait for a predecessor's open transaction.
+      await this.#producer!.ready();
       await this.#syncAssignment();
       // Nothing sent, no transaction: a tick without outputs costs no round trip.
       const outputs = await this.#options.process([]);

@@ -19,7 +19,7 @@ import {
   type Reader,
 } from "@platformatic/kafka";
 import { baseClientOptions, retriable, TRANSACTIONAL_RETRIES, transactionalRetryDelay, type KafkaConnection } from "./connection.ts";
-import { murmur2 } from "./partitioner.ts";
+import { partitionForKey } from "./partitioner.ts";
 import type { OutgoingRecord } from "./producer.ts";
 import { RecordBatchEncoder } from "./record-batch.ts";
 
@@ -361,7 +361,7 @@ export class TransactionalProducer {
 
   /**
    * Records per "topic:partition", in order: an explicit partition, else Kafka's default partitioner
-   * on the key (murmur2, see partitioner.ts), else round robin.
+   * on the key (partitioner.ts), else round robin.
    */
   #partition(records: readonly OutgoingRecord[], metadata: ClusterMetadata): Map<string, OutgoingRecord[]> {
     const out = new Map<string, OutgoingRecord[]>();
@@ -369,7 +369,7 @@ export class TransactionalProducer {
       const count = metadata.topics.get(record.topic)!.partitionsCount;
       let partition: number;
       if (record.partition !== undefined) partition = record.partition % count;
-      else if (record.key != null) partition = (this.#hashKey(record.key) >>> 0) % count;
+      else if (record.key != null) partition = this.#keyPartition(record.key, count);
       else partition = (this.#roundRobin++ & 0x7fffffff) % count;
       const key = `${record.topic}:${partition}`;
       const list = out.get(key);
@@ -379,9 +379,9 @@ export class TransactionalProducer {
     return out;
   }
 
-  #hashKey(key: string): number {
-    if (key.length * 3 > this.#keyScratch.length) return murmur2(Buffer.from(key));
-    return murmur2(this.#keyScratch.subarray(0, this.#keyScratch.write(key)));
+  #keyPartition(key: string, count: number): number {
+    if (key.length * 3 > this.#keyScratch.length) return partitionForKey(Buffer.from(key), count);
+    return partitionForKey(this.#keyScratch.subarray(0, this.#keyScratch.write(key)), count);
   }
 
   #encode(key: string, records: OutgoingRecord[]): Buffer {
