@@ -6,7 +6,7 @@ import { Writable } from "node:stream";
 import pino from "pino";
 import { KAFKA_BOOTSTRAP, kafkaUp } from "../test/support/services.ts";
 import { loadApplianceConfig } from "./config/load.ts";
-import { serve, type RunningAppliance } from "./serve.ts";
+import { serve, workerStages, type RunningAppliance } from "./serve.ts";
 import { parsePlant } from "../adapters/modbus/plant.ts";
 import { startModbusTcpSimulator } from "../adapters/modbus-tcp/simulator.ts";
 import { KafkaAdmin } from "./kafka/admin.ts";
@@ -128,4 +128,18 @@ describe.skipIf(!kafkaUp)("gateway serve", () => {
       await admin.close();
     }
   }, 60_000);
+});
+
+describe("stream worker stages (topology and the consumer_lag health probe)", () => {
+  test("every consumer group a worker runs is listed, the alert router's sender too", () => {
+    const withRouter = workerStages(config({ streams: { enabled: true, alert_rules_file: "/etc/gateway/alert-routing.yaml" } }));
+    const groups = Object.fromEntries(withRouter.map((s) => [s.id, s.consumers?.map((c) => `${c.group} <- ${c.topics.join(",")}`)]));
+    expect(groups).toEqual({
+      "worker:quality": ["gateway-quality <- telemetry.raw,events.raw,alarms.raw"],
+      "worker:aggregate": ["gateway-aggregate <- telemetry.clean"],
+      "worker:alarms": ["gateway-alarms <- telemetry.clean,alarms.commands"],
+      "worker:alert-router": ["gateway-alert-router <- alarms.clean", "gateway-alert-sender <- _gateway.alerts.deliveries"],
+    });
+    expect(workerStages(config({ streams: { enabled: true } })).map((s) => s.id)).not.toContain("worker:alert-router");
+  });
 });

@@ -25,7 +25,8 @@ import { ReliableProducer } from "./kafka/producer.ts";
 import { loadAlarmRulesFile, ruleId } from "./streams/alarms/rules.ts";
 import { AGGREGATE_GROUP } from "./streams/aggregate/worker.ts";
 import { ALARM_COMMANDS_TOPIC, ALARMS_GROUP } from "./streams/alarms/worker.ts";
-import { ROUTER_GROUP } from "./streams/alert-router/worker.ts";
+import { SENDER_GROUP } from "./streams/alert-router/sender.ts";
+import { DELIVERIES_TOPIC, ROUTER_GROUP } from "./streams/alert-router/worker.ts";
 import { QUALITY_GROUP } from "./streams/quality/worker.ts";
 import { loadRoutingConfigFile } from "./streams/alert-router/config.ts";
 import type { Logger } from "./log/logger.ts";
@@ -105,7 +106,7 @@ function consumerLagProbe(kafka: KafkaAdmin, stages: () => StreamStage[]): Healt
     name: "consumer_lag",
     critical: false,
     async check(): Promise<ComponentHealth> {
-      const consumers = stages().flatMap(({ id, consumer }) => (consumer ? [{ stage: id, ...consumer }] : []));
+      const consumers = stages().flatMap(({ id, consumers }) => (consumers ?? []).map((consumer) => ({ stage: id, ...consumer })));
       const lags = await kafka.groupLags(consumers);
       const groups = consumers.map(({ stage, group }, i) => ({
         stage,
@@ -229,7 +230,7 @@ function startReconciler(controlDb: ControlDbHandle, supervisor: Supervisor, con
 }
 
 /** The workers this appliance runs, as topology stages: which topics each reads and writes. */
-function workerStages(config: ApplianceConfig): StreamStage[] {
+export function workerStages(config: ApplianceConfig): StreamStage[] {
   const qualityInputs = ["telemetry.raw", "events.raw", "alarms.raw"];
   const stages: StreamStage[] = [
     {
@@ -237,14 +238,14 @@ function workerStages(config: ApplianceConfig): StreamStage[] {
       label: "Quality validator",
       inputs: qualityInputs,
       outputs: ["telemetry.clean", "events.clean", "alarms.clean", "dlq.invalid_telemetry", "telemetry.completeness"],
-      consumer: { group: QUALITY_GROUP, topics: qualityInputs },
+      consumers: [{ group: QUALITY_GROUP, topics: qualityInputs }],
     },
     {
       id: "worker:aggregate",
       label: "Aggregator",
       inputs: ["telemetry.clean"],
       outputs: ["telemetry.1s", "telemetry.10s", "telemetry.1min", "telemetry.1hour"],
-      consumer: { group: AGGREGATE_GROUP, topics: ["telemetry.clean"] },
+      consumers: [{ group: AGGREGATE_GROUP, topics: ["telemetry.clean"] }],
     },
     {
       id: "worker:alarms",
@@ -252,11 +253,22 @@ function workerStages(config: ApplianceConfig): StreamStage[] {
       inputs: ["telemetry.clean", "alarms.commands", "_gateway.alarm_rules"],
       outputs: ["alarms.raw", "alarms.command_outcomes"],
       // The rules topic is followed outside the group.
-      consumer: { group: ALARMS_GROUP, topics: ["telemetry.clean", "alarms.commands"] },
+      consumers: [{ group: ALARMS_GROUP, topics: ["telemetry.clean", "alarms.commands"] }],
     },
   ];
   if (config.streams.alert_rules_file) {
-    stages.push({ id: "worker:alert-router", label: "Alert router", inputs: ["alarms.clean"], outputs: ["dlq.alert_deliveries"], consumer: { group: ROUTER_GROUP, topics: ["alarms.clean"] } });
+    stages.push({
+      id: "worker:alert-router",
+      label: "Alert router",
+      inputs: ["alarms.clean"],
+      outputs: ["dlq.alert_deliveries"],
+      // The router's delivery jobs wait for its sender in an internal topic: a sender that falls
+      // behind (a provider down, retries piling up) shows as that group's lag.
+      consumers: [
+        { group: ROUTER_GROUP, topics: ["alarms.clean"] },
+        { group: SENDER_GROUP, topics: [DELIVERIES_TOPIC] },
+      ],
+    });
   }
   return stages;
 }

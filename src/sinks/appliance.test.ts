@@ -226,7 +226,7 @@ describe.skipIf(!kafkaUp || !pgUp)("sinks run by gateway serve", () => {
     const running = startApplianceSinks({ file: [sink!], kafka: connection }, { log, metrics: createMetricsRegistry({}) });
     try {
       await Bun.sleep(1500);
-      expect(running.stages()).toEqual([{ id: `sink:${base}`, label: `postgres sink ${base}`, inputs: [input], outputs: [], status: "starting", consumer: { group: `sink-${base}`, topics: [input] } }]);
+      expect(running.stages()).toEqual([{ id: `sink:${base}`, label: `postgres sink ${base}`, inputs: [input], outputs: [], status: "starting", consumers: [{ group: `sink-${base}`, topics: [input] }] }]);
       await createTopics(connection, { [dlq]: 1 });
       await produce(connection, readingRecords(input, 0, 5));
       await waitFor(async () => (await rows(schema)) === 5, 30_000, "5 rows once the DLQ topic exists");

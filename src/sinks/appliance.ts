@@ -139,7 +139,7 @@ class ManagedSink {
       inputs: config.kafka.topics,
       outputs: [],
       status: this.state,
-      consumer: { group: sinkGroupId(config), topics: config.kafka.topics },
+      consumers: [{ group: sinkGroupId(config), topics: config.kafka.topics }],
     };
   }
 

@@ -26,8 +26,8 @@ export interface StreamStage {
   inputs: string[];
   outputs: string[];
   status?: string;
-  /** The consumer group reading `topics` (of the inputs), for its lag in /api/v1/health. */
-  consumer?: { group: string; topics: string[] };
+  /** The consumer groups of the stage and the topics each reads, for their lag in /api/v1/health. */
+  consumers?: { group: string; topics: string[] }[];
 }
 
 function devicesOf(adapter: Record<string, unknown>): string[] {
