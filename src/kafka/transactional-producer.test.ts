@@ -147,6 +147,9 @@ for (const version of [2, 1] as const) {
       const successor = new TransactionalProducer({ connection, transactionalId: fencedId, transactionVersion: version });
       await successor.ready();
       await expect(old.commit()).rejects.toThrow();
+      // A failed EndTxn leaves the transaction open on this side: abort() is sent (and refused,
+      // fenced), where a silent success would let the next transaction join the unfinished one.
+      await expect(old.abort()).rejects.toThrow();
       await successor.send([{ topic, key: "successor", value: "ok", partition: 0 }]);
       await successor.commit();
       const read = kcatCommitted(topic, 0);

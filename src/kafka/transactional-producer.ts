@@ -110,7 +110,7 @@ const endTxnV5 = createAPI(26, 5, endTxnV4.createRequest, (_correlationId: numbe
 });
 
 /** Payload bytes of a record, as MAX_BATCH_PAYLOAD_BYTES counts them; a tombstone's value counts as empty. */
-export function recordBytes(record: OutgoingRecord): number {
+function recordBytes(record: OutgoingRecord): number {
   let bytes = RECORD_OVERHEAD_BYTES + (record.value == null ? 0 : Buffer.byteLength(record.value)) + (record.key == null ? 0 : Buffer.byteLength(record.key));
   if (record.headers) for (const name in record.headers) bytes += Buffer.byteLength(name) + Buffer.byteLength(record.headers[name]!);
   return bytes;
@@ -162,7 +162,7 @@ export class TransactionalProducer {
   #producerEpoch = NO_PRODUCER_EPOCH;
   /** Next sequence number per "topic:partition"; starts again at 0 with every new epoch. */
   #sequences = new Map<string, number>();
-  /** Something of the current transaction has been sent (it exists on the broker). */
+  /** Something of the current transaction was sent (so it may exist on the broker) and it has not ended. */
   #open = false;
   /** Version 1: "topic:partition" already added to the current transaction, and groups whose offsets are. */
   #addedPartitions = new Set<string>();
@@ -172,7 +172,7 @@ export class TransactionalProducer {
   constructor(options: TransactionalProducerOptions) {
     this.#options = options;
     const { connection, transactionalId } = options;
-    this.#metadata = new Base({ ...baseClientOptions(connection, `${transactionalId}-producer`) });
+    this.#metadata = new Base(baseClientOptions(connection, `${transactionalId}-producer`));
     this.#pool = new ConnectionPool(`${connection.client_id}-${transactionalId}-producer`, { connectTimeout: connection.request_timeout_ms, requestTimeout: connection.request_timeout_ms });
   }
 
@@ -197,7 +197,7 @@ export class TransactionalProducer {
     return this.#ready;
   }
 
-  /** Produces records (acks=all) in the current transaction; resolves once every partition's leader has them. */
+  /** Produces records in the current transaction; resolves once every in-sync replica has them (acks=all). */
   async send(records: readonly OutgoingRecord[]): Promise<void> {
     if (records.length === 0) return;
     await this.ready();
@@ -276,29 +276,39 @@ export class TransactionalProducer {
     this.#newEpoch(identity.producerId, identity.producerEpoch);
   }
 
+  /**
+   * Ends the transaction. If EndTxn fails, the transaction stays open here, so that the caller's
+   * abort() is sent: taking it for ended would let the next transaction's requests join it (the
+   * epoch is the same), and a batch the caller replays would then commit twice.
+   */
   async #end(commit: boolean): Promise<void> {
     if (!this.#open) return;
     const { transactionalId, connection: settings } = this.#options;
-    try {
-      // Version 1 produces only to partitions the coordinator has added: none added, nothing to end.
-      // Version 2 ends (and on abort bumps the epoch of) a transaction the broker may not know.
-      if (this.#version === 1 && this.#addedPartitions.size === 0 && this.#addedGroups.size === 0) return;
-      if (this.#version === 2) {
-        const next = await this.#withCoordinator((connection) => endTxnV5.async(connection, transactionalId, this.#producerId, this.#producerEpoch, commit));
-        this.#newEpoch(next.producerId, next.producerEpoch);
-        return;
-      }
-      await this.#withCoordinator((connection) => endTxnV4.api.async(connection, transactionalId, this.#producerId, this.#producerEpoch, commit));
-      if (commit) return;
-      // Version 1 keeps the epoch across transactions. After an abort a produce that failed may have
-      // left a partition's sequence unknown, so the epoch is bumped (KIP-360) and sequences start over.
-      const identity = await this.#withCoordinator((connection) => initProducerIdV5.api.async(connection, transactionalId, settings.request_timeout_ms, this.#producerId, this.#producerEpoch));
-      this.#newEpoch(identity.producerId, identity.producerEpoch);
-    } finally {
-      this.#open = false;
-      this.#addedPartitions.clear();
-      this.#addedGroups.clear();
+    // Version 1 produces only to partitions the coordinator has added: none added, nothing to end.
+    // Version 2 ends (and on abort bumps the epoch of) a transaction the broker may not know.
+    if (this.#version === 1 && this.#addedPartitions.size === 0 && this.#addedGroups.size === 0) {
+      this.#ended();
+      return;
     }
+    if (this.#version === 2) {
+      const next = await this.#withCoordinator((connection) => endTxnV5.async(connection, transactionalId, this.#producerId, this.#producerEpoch, commit));
+      this.#ended();
+      this.#newEpoch(next.producerId, next.producerEpoch);
+      return;
+    }
+    await this.#withCoordinator((connection) => endTxnV4.api.async(connection, transactionalId, this.#producerId, this.#producerEpoch, commit));
+    this.#ended();
+    if (commit) return;
+    // Version 1 keeps the epoch across transactions. After an abort a produce that failed may have
+    // left a partition's sequence unknown, so the epoch is bumped (KIP-360) and sequences start over.
+    const identity = await this.#withCoordinator((connection) => initProducerIdV5.api.async(connection, transactionalId, settings.request_timeout_ms, this.#producerId, this.#producerEpoch));
+    this.#newEpoch(identity.producerId, identity.producerEpoch);
+  }
+
+  #ended(): void {
+    this.#open = false;
+    this.#addedPartitions.clear();
+    this.#addedGroups.clear();
   }
 
   #newEpoch(producerId: bigint, producerEpoch: number): void {
