@@ -3,7 +3,7 @@ import { ConnectionPool, defaultPartitioner, findCoordinatorV6 } from "@platform
 import { KAFKA_BOOTSTRAP, kafkaConnection, kafkaUp, uniqueName } from "../../test/support/services.ts";
 import { KafkaAdmin } from "./admin.ts";
 import type { OutgoingRecord } from "./producer.ts";
-import { cutIntoBatches, TransactionalProducer, type OffsetsOwner } from "./transactional-producer.ts";
+import { cutIntoBatches, TransactionalProducer, transactionApis, type BrokerApiVersions, type OffsetsOwner } from "./transactional-producer.ts";
 
 const PARTITIONS = 3;
 const [host, port] = KAFKA_BOOTSTRAP.split(":") as [string, string];
@@ -44,6 +44,29 @@ describe("record batches per partition", () => {
     expect(cutIntoBatches([tombstone, record(10)])).toEqual([[tombstone, record(10)]]);
     expect(cutIntoBatches([record(2_000_000)])).toEqual([[record(2_000_000)]]);
     expect(cutIntoBatches([])).toEqual([]);
+  });
+});
+
+describe("request versions", () => {
+  const broker = (max: Record<number, number>): BrokerApiVersions[] => Object.entries(max).map(([apiKey, maxVersion]) => ({ apiKey: Number(apiKey), minVersion: 0, maxVersion }));
+  // Produce 0, FindCoordinator 10, InitProducerId 22, AddPartitionsToTxn 24, AddOffsetsToTxn 25, EndTxn 26, TxnOffsetCommit 28.
+  const kafka41 = broker({ 0: 13, 10: 6, 22: 6, 24: 5, 25: 4, 26: 5, 28: 5 });
+  const firstFlexible = broker({ 0: 9, 10: 4, 22: 4, 24: 3, 25: 3, 26: 3, 28: 3 });
+  const versionsOf = (apis: ReturnType<typeof transactionApis>) => Object.fromEntries(Object.entries(apis).map(([name, api]) => [name, api?.version]));
+
+  test("transaction version 2 takes the versions that carry it", () => {
+    expect(versionsOf(transactionApis(kafka41, 2))).toEqual({ findCoordinator: 6, initProducerId: 5, produce: 12, txnOffsetCommit: 5, endTxn: undefined, endTxnBumpingEpoch: 5, addPartitionsToTxn: undefined, addOffsetsToTxn: undefined });
+  });
+
+  test("transaction version 1 stays below them, on a new cluster and on one whose newest versions are the first flexible ones", () => {
+    expect(versionsOf(transactionApis(kafka41, 1))).toEqual({ findCoordinator: 6, initProducerId: 5, produce: 11, txnOffsetCommit: 4, endTxn: 4, endTxnBumpingEpoch: undefined, addPartitionsToTxn: 3, addOffsetsToTxn: 4 });
+    expect(versionsOf(transactionApis(firstFlexible, 1))).toEqual({ findCoordinator: 4, initProducerId: 4, produce: 9, txnOffsetCommit: 3, endTxn: 3, endTxnBumpingEpoch: undefined, addPartitionsToTxn: 3, addOffsetsToTxn: 3 });
+  });
+
+  test("a cluster too old is refused, naming the request and the Kafka version needed", () => {
+    expect(() => transactionApis(broker({ 0: 8, 10: 3, 22: 2, 24: 2, 25: 2, 26: 2, 28: 3 }), 1)).toThrow("the Kafka cluster speaks FindCoordinator v0-3; the stream workers need v4-6 (Kafka 2.8 or later)");
+    expect(() => transactionApis(firstFlexible, 2)).toThrow("Produce v0-9; the stream workers need v12-12");
+    expect(() => transactionApis(broker({ 10: 6 }), 1)).toThrow("InitProducerId in no version");
   });
 });
 

@@ -88,12 +88,6 @@ function produceRequest(transactionalId: string, timeoutMs: number, entries: Par
     .appendTaggedFields();
 }
 
-const produceV11Batches = createAPI(0, 11, produceRequest, produceV11.parseResponse);
-/** Produce v12 is v11 on the wire; a transactional one also adds its partitions to the transaction (KIP-890). */
-const produceV12Batches = createAPI(0, 12, produceRequest, produceV11.parseResponse);
-/** TxnOffsetCommit v5 is v4 on the wire, and also adds the group's offsets to the transaction. */
-const txnOffsetCommitV5 = createAPI(28, 5, txnOffsetCommitV4.createRequest, txnOffsetCommitV4.parseResponse);
-
 interface EndTxnV5Response {
   throttleTimeMs: number;
   errorCode: number;
@@ -102,12 +96,52 @@ interface EndTxnV5Response {
 }
 
 /** EndTxn v5 answers with the producer's next epoch: every transaction bumps it (KIP-890). */
-const endTxnV5 = createAPI(26, 5, endTxnV4.createRequest, (_correlationId: number, apiKey: number, apiVersion: number, reader: Reader): EndTxnV5Response => {
+function parseEndTxnV5(_correlationId: number, apiKey: number, apiVersion: number, reader: Reader): EndTxnV5Response {
   const response = { throttleTimeMs: reader.readInt32(), errorCode: reader.readInt16(), producerId: reader.readInt64(), producerEpoch: reader.readInt16() };
   reader.readTaggedFields();
   if (response.errorCode !== 0) throw new ResponseError(apiKey, apiVersion, { "/": [response.errorCode, null] }, response);
   return response;
-});
+}
+
+export interface BrokerApiVersions {
+  apiKey: number;
+  minVersion: number;
+  maxVersion: number;
+}
+
+/**
+ * The highest version in [lowest, highest] the broker speaks. Each range is versions with the same
+ * wire layout (the flexible one), which Kafka 2.8 and later speak for every request here.
+ */
+export function pickVersion(broker: readonly BrokerApiVersions[], apiKey: number, name: string, lowest: number, highest: number): number {
+  const api = broker.find((a) => a.apiKey === apiKey);
+  const version = Math.min(highest, api?.maxVersion ?? -1);
+  if (!api || version < lowest || version < api.minVersion) {
+    throw new Error(`the Kafka cluster speaks ${name} ${api ? `v${api.minVersion}-${api.maxVersion}` : "in no version"}; the stream workers need v${lowest}-${highest} (Kafka 2.8 or later)`);
+  }
+  return version;
+}
+
+/**
+ * The requests of transaction version 1 or 2, each at the highest version both sides speak. Version 2
+ * needs the versions that carry its semantics: produce v12 and TxnOffsetCommit v5 (v11 and v4 on the
+ * wire) also add their partitions to the transaction, and EndTxn v5 bumps the epoch.
+ */
+export function transactionApis(broker: readonly BrokerApiVersions[], version: 1 | 2) {
+  const v = (apiKey: number, name: string, lowest: number, highest: number) => pickVersion(broker, apiKey, name, lowest, highest);
+  return {
+    findCoordinator: createAPI(10, v(10, "FindCoordinator", 4, 6), findCoordinatorV6.createRequest, findCoordinatorV6.parseResponse),
+    initProducerId: createAPI(22, v(22, "InitProducerId", 3, 5), initProducerIdV5.createRequest, initProducerIdV5.parseResponse),
+    produce: createAPI(0, version === 2 ? v(0, "Produce", 12, 12) : v(0, "Produce", 9, 11), produceRequest, produceV11.parseResponse),
+    txnOffsetCommit: createAPI(28, version === 2 ? v(28, "TxnOffsetCommit", 5, 5) : v(28, "TxnOffsetCommit", 3, 4), txnOffsetCommitV4.createRequest, txnOffsetCommitV4.parseResponse),
+    endTxn: version === 2 ? undefined : createAPI(26, v(26, "EndTxn", 3, 4), endTxnV4.createRequest, endTxnV4.parseResponse),
+    endTxnBumpingEpoch: version === 2 ? createAPI(26, v(26, "EndTxn", 5, 5), endTxnV4.createRequest, parseEndTxnV5) : undefined,
+    addPartitionsToTxn: version === 2 ? undefined : createAPI(24, v(24, "AddPartitionsToTxn", 3, 3), addPartitionsToTxnV3.createRequest, addPartitionsToTxnV3.parseResponse),
+    addOffsetsToTxn: version === 2 ? undefined : createAPI(25, v(25, "AddOffsetsToTxn", 3, 4), addOffsetsToTxnV4.createRequest, addOffsetsToTxnV4.parseResponse),
+  };
+}
+
+type TransactionApis = ReturnType<typeof transactionApis>;
 
 /** Payload bytes of a record, as MAX_BATCH_PAYLOAD_BYTES counts them; a tombstone's value counts as empty. */
 function recordBytes(record: OutgoingRecord): number {
@@ -156,6 +190,7 @@ export class TransactionalProducer {
   readonly #encoder = new RecordBatchEncoder();
   readonly #keyScratch = Buffer.allocUnsafe(4096);
   #ready: Promise<void> | undefined;
+  #apis: TransactionApis | undefined;
   #coordinatorId: number | undefined;
   #version: 1 | 2 = 2;
   #producerId = NO_PRODUCER_ID;
@@ -226,7 +261,7 @@ export class TransactionalProducer {
     this.#open = true;
     const { transactionalId } = this.#options;
     if (this.#version === 1 && !this.#addedGroups.has(owner.groupId)) {
-      await this.#withCoordinator((connection) => addOffsetsToTxnV4.api.async(connection, transactionalId, this.#producerId, this.#producerEpoch, owner.groupId));
+      await this.#withCoordinator((connection) => this.#apis!.addOffsetsToTxn!.async(connection, transactionalId, this.#producerId, this.#producerEpoch, owner.groupId));
       this.#addedGroups.add(owner.groupId);
     }
     const byTopic = new Map<string, txnOffsetCommitV4.TxnOffsetCommitRequestPartition[]>();
@@ -236,7 +271,7 @@ export class TransactionalProducer {
       byTopic.set(topic, partitions);
     }
     const topics = [...byTopic].map(([name, partitions]) => ({ name, partitions }));
-    const api = this.#version === 2 ? txnOffsetCommitV5 : txnOffsetCommitV4.api;
+    const api = this.#apis!.txnOffsetCommit;
     await this.#retrying(async () => {
       const metadata = await this.#metadata.metadata({ topics: [] });
       const coordinator = metadata.brokers.get(owner.coordinatorId);
@@ -260,19 +295,21 @@ export class TransactionalProducer {
   }
 
   async #register(): Promise<void> {
-    await this.#findCoordinator();
     const { transactionalId, connection: settings } = this.#options;
-    if (this.#options.transactionVersion) this.#version = this.#options.transactionVersion;
-    else {
-      const versions = await this.#withCoordinator((connection) => apiVersionsV3.api.async(connection, CLIENT_SOFTWARE.name, CLIENT_SOFTWARE.version));
-      const finalized = (versions.finalizedFeatures ?? []).find((f) => f.name === "transaction.version")?.maxVersionLevel ?? 0;
-      this.#version = finalized >= 2 ? 2 : 1;
-    }
+    const versions = await this.#retrying(async () => {
+      const metadata = await this.#metadata.metadata({ topics: [] });
+      const connection = await this.#pool.getFirstAvailable([...metadata.brokers.values()]);
+      return apiVersionsV3.api.async(connection, CLIENT_SOFTWARE.name, CLIENT_SOFTWARE.version);
+    });
+    const finalized = (versions.finalizedFeatures ?? []).find((f) => f.name === "transaction.version")?.maxVersionLevel ?? 0;
+    this.#version = this.#options.transactionVersion ?? (finalized >= 2 ? 2 : 1);
+    this.#apis = transactionApis(versions.apiKeys, this.#version);
+    await this.#findCoordinator();
     // "No previous producer" (-1/-1): the broker then fences whoever had this id and aborts its open
     // transaction. The transaction timeout is the request timeout: a member that died mid-transaction
     // holds its partitions' readers back no longer than that (its successor in the group waits for
     // the transaction to be decided before it starts).
-    const identity = await this.#withCoordinator((connection) => initProducerIdV5.api.async(connection, transactionalId, settings.request_timeout_ms, NO_PRODUCER_ID, NO_PRODUCER_EPOCH));
+    const identity = await this.#withCoordinator((connection) => this.#apis!.initProducerId.async(connection, transactionalId, settings.request_timeout_ms, NO_PRODUCER_ID, NO_PRODUCER_EPOCH));
     this.#newEpoch(identity.producerId, identity.producerEpoch);
   }
 
@@ -291,17 +328,17 @@ export class TransactionalProducer {
       return;
     }
     if (this.#version === 2) {
-      const next = await this.#withCoordinator((connection) => endTxnV5.async(connection, transactionalId, this.#producerId, this.#producerEpoch, commit));
+      const next = await this.#withCoordinator((connection) => this.#apis!.endTxnBumpingEpoch!.async(connection, transactionalId, this.#producerId, this.#producerEpoch, commit));
       this.#ended();
       this.#newEpoch(next.producerId, next.producerEpoch);
       return;
     }
-    await this.#withCoordinator((connection) => endTxnV4.api.async(connection, transactionalId, this.#producerId, this.#producerEpoch, commit));
+    await this.#withCoordinator((connection) => this.#apis!.endTxn!.async(connection, transactionalId, this.#producerId, this.#producerEpoch, commit));
     this.#ended();
     if (commit) return;
     // Version 1 keeps the epoch across transactions. After an abort a produce that failed may have
     // left a partition's sequence unknown, so the epoch is bumped (KIP-360) and sequences start over.
-    const identity = await this.#withCoordinator((connection) => initProducerIdV5.api.async(connection, transactionalId, settings.request_timeout_ms, this.#producerId, this.#producerEpoch));
+    const identity = await this.#withCoordinator((connection) => this.#apis!.initProducerId.async(connection, transactionalId, settings.request_timeout_ms, this.#producerId, this.#producerEpoch));
     this.#newEpoch(identity.producerId, identity.producerEpoch);
   }
 
@@ -322,7 +359,7 @@ export class TransactionalProducer {
     await this.#retrying(async () => {
       const metadata = await this.#metadata.metadata({ topics: [] });
       const connection = await this.#pool.getFirstAvailable([...metadata.brokers.values()]);
-      const response = await findCoordinatorV6.api.async(connection, TRANSACTION_COORDINATOR, [transactionalId]);
+      const response = await this.#apis!.findCoordinator.async(connection, TRANSACTION_COORDINATOR, [transactionalId]);
       this.#coordinatorId = response.coordinators[0]!.nodeId;
     });
   }
@@ -409,7 +446,7 @@ export class TransactionalProducer {
       byTopic.set(topic, [...(byTopic.get(topic) ?? []), partition]);
     }
     const transaction = { transactionalId: this.#options.transactionalId, producerId: this.#producerId, producerEpoch: this.#producerEpoch, verifyOnly: false, topics: [...byTopic].map(([name, partitions]) => ({ name, partitions })) };
-    await this.#withCoordinator((connection) => addPartitionsToTxnV3.api.async(connection, [transaction]));
+    await this.#withCoordinator((connection) => this.#apis!.addPartitionsToTxn!.async(connection, [transaction]));
     for (const key of fresh) this.#addedPartitions.add(key);
   }
 
@@ -419,7 +456,7 @@ export class TransactionalProducer {
    * same sequences, which the broker deduplicates if it had them already.
    */
   async #produce(entries: PartitionBatch[]): Promise<void> {
-    const api = this.#version === 2 ? produceV12Batches : produceV11Batches;
+    const api = this.#apis!.produce;
     const { transactionalId, connection: settings } = this.#options;
     let pending = entries;
     let refresh = false;
