@@ -113,7 +113,7 @@ export interface BrokerApiVersions {
  * The highest version in [lowest, highest] the broker speaks. Each range is versions with the same
  * wire layout (the flexible one), which Kafka 2.8 and later speak for every request here.
  */
-export function pickVersion(broker: readonly BrokerApiVersions[], apiKey: number, name: string, lowest: number, highest: number): number {
+function pickVersion(broker: readonly BrokerApiVersions[], apiKey: number, name: string, lowest: number, highest: number): number {
   const api = broker.find((a) => a.apiKey === apiKey);
   const version = Math.min(highest, api?.maxVersion ?? -1);
   if (!api || version < lowest || version < api.minVersion) {
