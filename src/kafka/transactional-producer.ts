@@ -250,7 +250,7 @@ export class TransactionalProducer {
         entries.push({ topic, partition, batch: this.#encode(key, records) });
       }
       if (entries.length === 0) return;
-      await this.#produce(entries);
+      await this.#produce(entries, metadata);
     }
   }
 
@@ -455,13 +455,14 @@ export class TransactionalProducer {
    * again, to the leaders the refreshed metadata names when a leader moved: the same batches with the
    * same sequences, which the broker deduplicates if it had them already.
    */
-  async #produce(entries: PartitionBatch[]): Promise<void> {
+  async #produce(entries: PartitionBatch[], sendMetadata: ClusterMetadata): Promise<void> {
     const api = this.#apis!.produce;
     const { transactionalId, connection: settings } = this.#options;
     let pending = entries;
-    let refresh = false;
+    let refresh: boolean | undefined;
     await this.#retrying(async () => {
-      const metadata = await this.#metadata.metadata({ topics: [...new Set(pending.map((e) => e.topic))], forceUpdate: refresh });
+      // The first attempt goes by the metadata the records were partitioned with.
+      const metadata = refresh === undefined ? sendMetadata : await this.#metadata.metadata({ topics: [...new Set(pending.map((e) => e.topic))], forceUpdate: refresh });
       const byLeader = new Map<number, PartitionBatch[]>();
       for (const entry of pending) {
         const leader = metadata.topics.get(entry.topic)!.partitions[entry.partition]!.leader;
