@@ -70,17 +70,11 @@ interface PartitionBatch {
 
 /** A produce request (v9+ layout) of record batches already encoded, one per partition. */
 function produceRequest(transactionalId: string, timeoutMs: number, entries: PartitionBatch[]): Writer {
-  const byTopic = new Map<string, PartitionBatch[]>();
-  for (const entry of entries) {
-    const list = byTopic.get(entry.topic);
-    if (list) list.push(entry);
-    else byTopic.set(entry.topic, [entry]);
-  }
   return Writer.create()
     .appendString(transactionalId)
     .appendInt16(ProduceAcks.ALL)
     .appendInt32(timeoutMs)
-    .appendArray([...byTopic], (w, [topic, list]) => {
+    .appendArray([...Map.groupBy(entries, (e) => e.topic)], (w, [topic, list]) => {
       w.appendString(topic).appendArray(list, (w, { partition, batch }) => {
         w.appendInt32(partition).appendUnsignedVarInt(batch.length + 1).append(batch);
       });
@@ -264,13 +258,10 @@ export class TransactionalProducer {
       await this.#withCoordinator((connection) => this.#apis!.addOffsetsToTxn!.async(connection, transactionalId, this.#producerId, this.#producerEpoch, owner.groupId));
       this.#addedGroups.add(owner.groupId);
     }
-    const byTopic = new Map<string, txnOffsetCommitV4.TxnOffsetCommitRequestPartition[]>();
-    for (const { topic, partition, offset } of offsets) {
-      const partitions = byTopic.get(topic) ?? [];
-      partitions.push({ partitionIndex: partition, committedOffset: offset, committedLeaderEpoch: -1, committedMetadata: null });
-      byTopic.set(topic, partitions);
-    }
-    const topics = [...byTopic].map(([name, partitions]) => ({ name, partitions }));
+    const topics = [...Map.groupBy(offsets, (o) => o.topic)].map(([name, list]) => ({
+      name,
+      partitions: list.map((o) => ({ partitionIndex: o.partition, committedOffset: o.offset, committedLeaderEpoch: -1, committedMetadata: null })),
+    }));
     const api = this.#apis!.txnOffsetCommit;
     await this.#retrying(async () => {
       const metadata = await this.#metadata.metadata({ topics: [] });
@@ -411,19 +402,12 @@ export class TransactionalProducer {
    * on the key (partitioner.ts), else round robin.
    */
   #partition(records: readonly OutgoingRecord[], metadata: ClusterMetadata): Map<string, OutgoingRecord[]> {
-    const out = new Map<string, OutgoingRecord[]>();
-    for (const record of records) {
+    return Map.groupBy(records, (record) => {
       const count = metadata.topics.get(record.topic)!.partitionsCount;
-      let partition: number;
-      if (record.partition !== undefined) partition = record.partition % count;
-      else if (record.key != null) partition = this.#keyPartition(record.key, count);
-      else partition = (this.#roundRobin++ & 0x7fffffff) % count;
-      const key = `${record.topic}:${partition}`;
-      const list = out.get(key);
-      if (list) list.push(record);
-      else out.set(key, [record]);
-    }
-    return out;
+      if (record.partition !== undefined) return `${record.topic}:${record.partition % count}`;
+      if (record.key != null) return `${record.topic}:${this.#keyPartition(record.key, count)}`;
+      return `${record.topic}:${(this.#roundRobin++ & 0x7fffffff) % count}`;
+    });
   }
 
   #keyPartition(key: string, count: number): number {
@@ -440,12 +424,9 @@ export class TransactionalProducer {
   async #addPartitions(keys: string[]): Promise<void> {
     const fresh = keys.filter((key) => !this.#addedPartitions.has(key));
     if (fresh.length === 0) return;
-    const byTopic = new Map<string, number[]>();
-    for (const key of fresh) {
-      const [topic, partition] = splitKey(key);
-      byTopic.set(topic, [...(byTopic.get(topic) ?? []), partition]);
-    }
-    const transaction = { transactionalId: this.#options.transactionalId, producerId: this.#producerId, producerEpoch: this.#producerEpoch, verifyOnly: false, topics: [...byTopic].map(([name, partitions]) => ({ name, partitions })) };
+    const byTopic = Map.groupBy(fresh.map(splitKey), ([topic]) => topic);
+    const topics = [...byTopic].map(([name, pairs]) => ({ name, partitions: pairs.map(([, partition]) => partition) }));
+    const transaction = { transactionalId: this.#options.transactionalId, producerId: this.#producerId, producerEpoch: this.#producerEpoch, verifyOnly: false, topics };
     await this.#withCoordinator((connection) => this.#apis!.addPartitionsToTxn!.async(connection, [transaction]));
     for (const key of fresh) this.#addedPartitions.add(key);
   }
@@ -463,13 +444,7 @@ export class TransactionalProducer {
     await this.#retrying(async () => {
       // The first attempt goes by the metadata the records were partitioned with.
       const metadata = refresh === undefined ? sendMetadata : await this.#metadata.metadata({ topics: [...new Set(pending.map((e) => e.topic))], forceUpdate: refresh });
-      const byLeader = new Map<number, PartitionBatch[]>();
-      for (const entry of pending) {
-        const leader = metadata.topics.get(entry.topic)!.partitions[entry.partition]!.leader;
-        const list = byLeader.get(leader);
-        if (list) list.push(entry);
-        else byLeader.set(leader, [entry]);
-      }
+      const byLeader = Map.groupBy(pending, (entry) => metadata.topics.get(entry.topic)!.partitions[entry.partition]!.leader);
       const failed: PartitionBatch[] = [];
       const errors: unknown[] = [];
       await Promise.all(
