@@ -1,6 +1,6 @@
 import { describe, expect, test } from "bun:test";
 import { NetworkError, ResponseError } from "@platformatic/kafka";
-import { TRANSACTIONAL_RETRIES, transactionalRetryDelay } from "./connection.ts";
+import { retryTransactional, TRANSACTIONAL_RETRIES, transactionalRetryDelay } from "./connection.ts";
 
 /** As the client reports a refused request: one protocol error per refused partition (Kafka API keys and error codes). */
 const refused = (apiKey: number, ...codes: number[]) =>
@@ -37,5 +37,19 @@ describe("transactionalRetryDelay", () => {
     for (let attempt = 1; transactionalRetryDelay(attempt, brief) < 250; attempt++) fast += transactionalRetryDelay(attempt, brief);
     expect(fast).toBe(95);
     expect(TRANSACTIONAL_RETRIES).toBe(16);
+  });
+});
+
+describe("retryTransactional", () => {
+  const loading = refused(TXN_OFFSET_COMMIT, COORDINATOR_LOAD_IN_PROGRESS);
+  test.each([
+    ["a coordinator loading, within the attempts", loading, 5, 50, true],
+    ["a coordinator loading past the attempts but within the budget (a broker just started)", loading, 20, 1_500, true],
+    ["a coordinator loading past the attempts and the budget", loading, 40, 10_001, false],
+    ["past the budget but within the attempts", loading, 3, 20_000, true],
+    ["a refusal that says it may not be retried", refused(PRODUCE, INVALID_RECORD), 1, 0, false],
+    ["a network error past the attempts, within the budget", new NetworkError("Connection closed"), 17, 5_000, true],
+  ])("%s", (_name, error, attempt, elapsed, retried) => {
+    expect(retryTransactional(attempt, elapsed, 10_000, error)).toBe(retried);
   });
 });

@@ -50,6 +50,16 @@ export function transactionalRetryDelay(attempt: number, error: Error): number {
 /** Whether a failed request may be sent again: every error in it says so (the client's own rule). */
 export const retriable = (error: unknown): boolean => !findErrorBy(error as Error, "canRetry", false);
 
+/**
+ * Whether a failed transactional request is sent again: if it may be, for at least
+ * TRANSACTIONAL_RETRIES attempts and, beyond them, until `budgetMs` has passed. On a broker that has
+ * just started, the transaction coordinator answers COORDINATOR_LOAD_IN_PROGRESS for over a second,
+ * longer than the attempts alone last (~850 ms).
+ */
+export function retryTransactional(attempt: number, elapsedMs: number, budgetMs: number, error: unknown): boolean {
+  return retriable(error) && (attempt <= TRANSACTIONAL_RETRIES || elapsedMs <= budgetMs);
+}
+
 export function connectionFromBootstrap(bootstrap: string | string[], clientId = "gateway"): KafkaConnection {
   const servers = Array.isArray(bootstrap) ? bootstrap : bootstrap.split(",").map((s) => s.trim()).filter(Boolean);
   return { bootstrap_servers: servers, client_id: clientId, request_timeout_ms: 10_000 };

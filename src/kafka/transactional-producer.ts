@@ -18,7 +18,7 @@ import {
   Writer,
   type Reader,
 } from "@platformatic/kafka";
-import { baseClientOptions, retriable, TRANSACTIONAL_RETRIES, transactionalRetryDelay, type KafkaConnection } from "./connection.ts";
+import { baseClientOptions, retriable, retryTransactional, transactionalRetryDelay, type KafkaConnection } from "./connection.ts";
 import { partitionForKey } from "./partitioner.ts";
 import type { OutgoingRecord } from "./producer.ts";
 import { RecordBatchEncoder } from "./record-batch.ts";
@@ -374,13 +374,14 @@ export class TransactionalProducer {
     });
   }
 
-  /** Retried as the client retries (a brief refusal after a few ms, see transactionalRetryDelay); the last error is thrown. */
+  /** Retried as the client retries (a brief refusal after a few ms, see transactionalRetryDelay), up to the request timeout; the last error is thrown. */
   async #retrying<T>(attempt: () => Promise<T>): Promise<T> {
+    const started = performance.now();
     for (let n = 1; ; n++) {
       try {
         return await attempt();
       } catch (error) {
-        if (n > TRANSACTIONAL_RETRIES || !retriable(error)) throw error;
+        if (!retryTransactional(n, performance.now() - started, this.#options.connection.request_timeout_ms, error)) throw error;
         await Bun.sleep(transactionalRetryDelay(n, error as Error));
       }
     }
